@@ -1,0 +1,1 @@
+"""The BentoML scoring service, its request/response schemas and the decision log."""

@@ -1,0 +1,1 @@
+"""The `nbo` command line, MLflow tracking, Optuna tuning and promotion: thin glue."""
