@@ -18,7 +18,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/nbo simulate --customers $(DEMO_CUSTOMERS) --months 12 --seed 7 --out $(DEMO_DIR)/world
-	$(BIN)/nbo features build --data $(DEMO_DIR)/world --as-of $$($(BIN)/nbo simulate end-date $(DEMO_DIR)/world) --out $(DEMO_DIR)/snapshot.parquet
+	$(BIN)/nbo features build --data $(DEMO_DIR)/world --as-of end --out $(DEMO_DIR)/snapshot.parquet
 	@echo "Demo done: world in $(DEMO_DIR)/world, snapshot in $(DEMO_DIR)/snapshot.parquet"
 
 lint: $(STAMP)

@@ -1,0 +1,152 @@
+"""The durable decision log: every answered decision, appended before the answer is sent.
+
+SQLite in WAL mode with `synchronous=FULL`: once `append` returns, the decision survives a
+crash of the process or the machine. A request's idempotency key maps to its decisions, so a
+retried request gets the same answer instead of a second, different decision. The log doubles
+as the exposures table for retraining (`read_exposures`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+    decision_id     TEXT PRIMARY KEY,
+    idempotency_key TEXT,
+    item_index      INTEGER NOT NULL,
+    customer_id     TEXT NOT NULL,
+    decided_at      TEXT NOT NULL,
+    offer_id        TEXT NOT NULL,
+    channel         TEXT,
+    send_at         TEXT,
+    propensity      REAL NOT NULL,
+    holdout         INTEGER NOT NULL,
+    explored        INTEGER NOT NULL,
+    model_version   TEXT,
+    payload         TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS decisions_idempotency
+    ON decisions (idempotency_key, item_index) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS decisions_customer ON decisions (customer_id, decided_at);
+"""
+
+# Columns a logged decision must carry; everything else lives in the JSON payload.
+LOGGED_FIELDS = ("decision_id", "customer_id", "decided_at", "offer_id", "propensity", "holdout", "explored")
+
+
+class DecisionLog:
+    """Append-only SQLite decision log, safe to share between threads of one process."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._connection.execute("PRAGMA journal_mode=WAL")
+        self._connection.execute("PRAGMA synchronous=FULL")
+        self._connection.execute("PRAGMA busy_timeout=10000")
+        self._connection.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+    def find(self, idempotency_key: str) -> list[dict[str, Any]] | None:
+        """The decisions already answered for this key, in request order, or None."""
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT payload FROM decisions WHERE idempotency_key = ? ORDER BY item_index",
+                (idempotency_key,),
+            ).fetchall()
+        return [json.loads(payload) for (payload,) in rows] or None
+
+    def append(
+        self, decisions: Sequence[Mapping[str, Any]], idempotency_key: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Write decisions in one durable transaction and return what is now on record.
+
+        When the key was already used (a retry racing the first attempt), the first attempt's
+        decisions are returned and nothing new is written.
+        """
+        missing = [field for field in LOGGED_FIELDS if decisions and field not in decisions[0]]
+        if missing:
+            raise ValueError(f"decision records lack required fields {missing}")
+        rows = [
+            (
+                record["decision_id"],
+                idempotency_key,
+                index,
+                str(record["customer_id"]),
+                str(record["decided_at"]),
+                record["offer_id"],
+                record.get("channel"),
+                None if record.get("send_at") is None else str(record["send_at"]),
+                float(record["propensity"]),
+                int(bool(record["holdout"])),
+                int(bool(record["explored"])),
+                record.get("model_version"),
+                json.dumps(record, default=str),
+            )
+            for index, record in enumerate(decisions)
+        ]
+        with self._lock:
+            try:
+                self._connection.execute("BEGIN IMMEDIATE")
+                self._connection.executemany(
+                    "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+                )
+                self._connection.execute("COMMIT")
+            except sqlite3.IntegrityError:
+                self._connection.execute("ROLLBACK")
+                if idempotency_key is None:
+                    raise
+                existing = self._connection.execute(
+                    "SELECT payload FROM decisions WHERE idempotency_key = ? ORDER BY item_index",
+                    (idempotency_key,),
+                ).fetchall()
+                return [json.loads(payload) for (payload,) in existing]
+        return [dict(record) for record in decisions]
+
+    def count(self) -> int:
+        with self._lock:
+            return self._connection.execute("SELECT COUNT(*) FROM decisions").fetchone()[0]
+
+    def decision_ids(self) -> set[str]:
+        with self._lock:
+            return {row[0] for row in self._connection.execute("SELECT decision_id FROM decisions")}
+
+
+def read_exposures(path: str | Path) -> pd.DataFrame:
+    """The log as a contract `exposures` table: one row per decision, its arm and propensity.
+
+    Holdout and no-message decisions are the control arm (`offer_id == "control"`). Each day's
+    decisions form one campaign (`nbo-YYYY-MM-DD`), so a customer appears once per campaign
+    unless decided twice in a day, in which case the latest decision of that day counts.
+    """
+    with sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True) as connection:
+        frame = pd.read_sql_query(
+            "SELECT customer_id, decided_at AS assigned_at, offer_id, channel, propensity, holdout, explored "
+            "FROM decisions ORDER BY decided_at",
+            connection,
+        )
+    frame["assigned_at"] = pd.to_datetime(frame["assigned_at"], utc=True, format="ISO8601").dt.tz_localize(None)
+    frame["campaign_id"] = "nbo-" + frame["assigned_at"].dt.strftime("%Y-%m-%d")
+    frame = frame.drop_duplicates(["customer_id", "campaign_id"], keep="last")
+    frame.loc[frame["offer_id"].isin(["no_message", "holdout"]), "offer_id"] = "control"
+    return frame[["customer_id", "campaign_id", "offer_id", "assigned_at", "channel", "propensity",
+                  "holdout", "explored"]]
+
+
+def iter_payloads(path: str | Path) -> Iterable[dict[str, Any]]:
+    """Every logged decision's full record, oldest first."""
+    with sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True) as connection:
+        for (payload,) in connection.execute("SELECT payload FROM decisions ORDER BY rowid"):
+            yield json.loads(payload)

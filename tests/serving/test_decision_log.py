@@ -1,0 +1,70 @@
+"""The decision log keeps every answered decision, once, and reads back as exposures."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from serving.decision_log import DecisionLog, read_exposures
+
+
+def _decision(decision_id: str, customer_id: str, offer_id: str = "discount_10", **extra) -> dict:
+    record = {
+        "decision_id": decision_id,
+        "customer_id": customer_id,
+        "decided_at": "2025-06-01T10:00:00+00:00",
+        "offer_id": offer_id,
+        "channel": "email",
+        "send_at": "2025-06-01T18:00:00+00:00",
+        "propensity": 0.9,
+        "holdout": False,
+        "explored": False,
+    }
+    record.update(extra)
+    return record
+
+
+def test_appended_decisions_survive_reopening(tmp_path):
+    log = DecisionLog(tmp_path / "log.sqlite")
+    log.append([_decision("d1", "C1"), _decision("d2", "C2")])
+    log.close()
+    reopened = DecisionLog(tmp_path / "log.sqlite")
+    assert reopened.decision_ids() == {"d1", "d2"}
+    assert reopened.count() == 2
+
+
+def test_retry_with_same_key_returns_first_answer(tmp_path):
+    log = DecisionLog(tmp_path / "log.sqlite")
+    first = log.append([_decision("d1", "C1")], idempotency_key="req-1")
+    second = log.append([_decision("d9", "C1", offer_id="free_shipping")], idempotency_key="req-1")
+    assert [d["decision_id"] for d in second] == [d["decision_id"] for d in first] == ["d1"]
+    assert log.find("req-1")[0]["offer_id"] == "discount_10"
+    assert log.count() == 1
+
+
+def test_duplicate_decision_id_without_key_is_an_error(tmp_path):
+    log = DecisionLog(tmp_path / "log.sqlite")
+    log.append([_decision("d1", "C1")])
+    with pytest.raises(Exception, match="UNIQUE"):
+        log.append([_decision("d1", "C2")])
+
+
+def test_missing_fields_are_named(tmp_path):
+    log = DecisionLog(tmp_path / "log.sqlite")
+    with pytest.raises(ValueError, match="propensity"):
+        log.append([{k: v for k, v in _decision("d1", "C1").items() if k != "propensity"}])
+
+
+def test_log_reads_back_as_exposures_with_control_arm(tmp_path):
+    log = DecisionLog(tmp_path / "log.sqlite")
+    log.append([
+        _decision("d1", "C1"),
+        _decision("d2", "C2", offer_id="no_message", channel=None, propensity=0.95),
+        _decision("d3", "C3", offer_id="holdout", channel=None, propensity=1.0, holdout=True),
+    ])
+    log.close()
+    exposures = read_exposures(tmp_path / "log.sqlite")
+    assert list(exposures["offer_id"]) == ["discount_10", "control", "control"]
+    assert exposures["campaign_id"].unique().tolist() == ["nbo-2025-06-01"]
+    assert exposures["assigned_at"].iloc[0] == pd.Timestamp("2025-06-01 10:00:00")
+    assert exposures["propensity"].tolist() == [0.9, 0.95, 1.0]
