@@ -1,0 +1,460 @@
+"""The next-best-offer decision: which offer, on which channel, when, or nothing, and why.
+
+`decide` runs over a frame of customers (one row each: snapshot features, scores, request
+context) in vectorised chunks: price every (offer, channel) option (decision_value), remove
+what the hard rules forbid (policy_rules), pick the best allowed option or "no message" (worth
+0), draw a small exploration share uniformly among allowed options, log the probability of what
+was chosen, schedule the send time (send_time) and write reason codes (reasons).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from features.catalog import Catalog
+from models.decision_value import ValueTerms, value_terms
+from models.policy_config import NO_MESSAGE, PolicyConfig
+from models.policy_options import OptionGrid, float_column, timestamp_column, utc_now
+from models.policy_rules import (
+    NOT_SUPPRESSED,
+    RULES,
+    RuleMasks,
+    apply_sms_preference,
+    evaluate_rules,
+    hash_uniform,
+    reason_flags,
+    snapshot_age_days,
+    suppression_codes,
+)
+from models.reasons import Contributions, describe_drivers, join_codes
+from models.send_time import (
+    HOURS,
+    SendSchedule,
+    SendTimeModel,
+    profile_counts,
+    profile_probabilities,
+    schedule_send_times,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DECISION_COLUMNS", "Decisions", "decide"]
+
+#: Columns of `Decisions.table`, in order.
+DECISION_COLUMNS: tuple[str, ...] = (
+    "customer_id",
+    "offer_id",
+    "channel",
+    "send_at",
+    "send_at_local",
+    "expected_value",
+    "expected_incremental_revenue",
+    "expected_cost",
+    "uplift_convert",
+    "churn_risk",
+    "lifecycle_stage",
+    "holdout",
+    "explored",
+    "propensity",
+    "eligible_options",
+    "reason_codes",
+    "churn_drivers",
+    "uplift_drivers",
+)
+_URGENT_KINDS = ("billing_alert",)
+#: Snapshot feature (engagement family): days since the last send on any channel.
+LAST_SEND_DAYS = "days_since_last_send"
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """One decision per customer (`table`, columns `DECISION_COLUMNS`) and the option matrices.
+
+    `suppression[i, k]` is 0 when option k (`option_labels[k]`, "offer/channel") was allowed for
+    customer i, else 1 + the index in `RULES` of the rule that removed it; `values[i, k]` is its
+    expected incremental profit (NaN where it could not be priced). `terms` keeps every value
+    term when asked for (`keep_terms=True`).
+    """
+
+    table: pd.DataFrame
+    option_labels: tuple[str, ...]
+    suppression: NDArray[np.uint8]
+    values: NDArray[np.float32]
+    terms: ValueTerms | None = None
+
+    def rule_of(self, row: int, option: int) -> str | None:
+        """Name of the rule that removed `option` for customer `row`, None when it was allowed."""
+        code = int(self.suppression[row, option])
+        return None if code == NOT_SUPPRESSED else RULES[code - 1]
+
+    def options_for(self, row: int) -> pd.DataFrame:
+        """Every option for one customer: its value (and terms when kept) and the rule that removed it."""
+        offer_channel = [label.split("/", 1) for label in self.option_labels]
+        result = pd.DataFrame(
+            {
+                "offer_id": [offer for offer, _ in offer_channel],
+                "channel": [channel for _, channel in offer_channel],
+                "value": self.values[row].astype(float),
+                "suppressed_by": [self.rule_of(row, k) for k in range(len(self.option_labels))],
+            }
+        )
+        if self.terms is not None:
+            for name in ("uplift_convert", "p_convert", "incremental_margin", "send_cost", "discount_cost", "harm"):
+                result[name] = getattr(self.terms, name)[row]
+        return result
+
+
+# ----------------------------------------------------------------------------------------------
+# Steps
+# ----------------------------------------------------------------------------------------------
+
+
+def _send_preferences(
+    frame: pd.DataFrame, config: PolicyConfig, model: SendTimeModel | None
+) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]:
+    """Hour and weekday preference per customer: the model's, else the snapshot profile, else flat."""
+    if model is not None:
+        hour_counts, weekday_counts = profile_counts(frame)
+        segments = frame[config.segment_column].to_numpy(dtype=object) if config.segment_column in frame else None
+        return model.predict_proba(hour_counts, weekday_counts, segments=segments)
+    hours, weekdays = profile_probabilities(frame)
+    if hours is None:
+        return np.full((len(frame), HOURS), 1.0 / HOURS), None
+    return hours, weekdays
+
+
+def _earliest_send(
+    frame: pd.DataFrame, config: PolicyConfig, now: np.datetime64, as_of: object | None
+) -> NDArray[np.datetime64] | None:
+    """Last message (request context, and the snapshot's days since the last send) + minimum gap."""
+    if config.min_hours_between_messages <= 0:
+        return None
+    gap = np.timedelta64(round(config.min_hours_between_messages * 3600e6), "us")
+    earliest = np.full(len(frame), np.datetime64("NaT", "us"))
+    last_message = timestamp_column(frame, config.last_message_column)
+    if last_message is not None:
+        earliest = last_message + gap
+    days = float_column(frame, LAST_SEND_DAYS)
+    if days is not None:
+        elapsed = (days + snapshot_age_days(now, as_of)) * 86_400e6
+        from_days = now + gap - np.round(np.nan_to_num(elapsed, nan=0.0)).astype("timedelta64[us]")
+        from_days = np.where(np.isnan(days), np.datetime64("NaT", "us"), from_days)
+        earliest = np.where(np.isnat(earliest) | (from_days > earliest), from_days, earliest)
+    return None if np.isnat(earliest).all() else earliest
+
+
+def _schedule(
+    frame: pd.DataFrame,
+    config: PolicyConfig,
+    now: np.datetime64,
+    preferences: tuple[NDArray, NDArray | None],
+    earliest: NDArray | None,
+    urgent: NDArray[np.bool_] | None = None,
+) -> SendSchedule:
+    timezones = frame[config.timezone_column].to_numpy(dtype=object) if config.timezone_column in frame else None
+    return schedule_send_times(
+        now,
+        timezones,
+        preferences[0],
+        preferences[1],
+        quiet_hours=config.quiet_hours,
+        horizon_hours=config.send_horizon_hours,
+        earliest=earliest,
+        urgent=urgent,
+        default_timezone=config.default_timezone,
+    )
+
+
+def _choose(
+    values: NDArray[np.float64],
+    allowed: NDArray[np.bool_],
+    holdout: NDArray[np.bool_],
+    explore_draw: NDArray[np.float64],
+    pick_draw: NDArray[np.float64],
+    epsilon: float,
+) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.bool_], NDArray[np.intp], NDArray[np.intp]]:
+    """Epsilon-greedy choice with propensities.
+
+    Choice 0 is "no message" (value 0, always allowed), choice k + 1 is option k. Greedy takes
+    the highest value; ties, including a best value of exactly 0, go to "no message". With
+    probability epsilon the choice is uniform over allowed choices instead. Returns (choice,
+    propensity, explored, greedy choice, number of allowed choices).
+    """
+    n_rows = len(values)
+    scored = np.where(allowed, values, -np.inf)
+    scored = np.hstack([np.zeros((n_rows, 1)), scored])
+    greedy = np.argmax(scored, axis=1)
+    choices_allowed = np.hstack([np.ones((n_rows, 1), dtype=bool), allowed])
+    n_allowed = choices_allowed.sum(axis=1)
+    explored = (explore_draw < epsilon) & ~holdout
+    pick = np.minimum((pick_draw * n_allowed).astype(np.intp), n_allowed - 1)
+    uniform = np.argmax(np.cumsum(choices_allowed, axis=1) > pick[:, None], axis=1)
+    choice = np.where(explored, uniform, greedy)
+    propensity = (1.0 - epsilon) * (choice == greedy) + epsilon / n_allowed
+    choice = np.where(holdout, 0, choice)
+    propensity = np.where(holdout, 1.0, propensity)
+    return choice, propensity, explored, greedy, n_allowed
+
+
+def _drivers_for_offers(
+    contributions: Mapping[str, Contributions],
+    frame: pd.DataFrame,
+    chunk: slice,
+    chosen_offer: NDArray[np.object_],
+    top_k: int,
+) -> NDArray[np.object_]:
+    drivers = np.full(len(chosen_offer), "", dtype=object)
+    for offer_id, offer_contributions in contributions.items():
+        rows = np.flatnonzero(chosen_offer == offer_id)
+        if len(rows) == 0:
+            continue
+        part = offer_contributions.take(np.arange(chunk.start, chunk.stop)[rows])
+        drivers[rows] = describe_drivers(
+            part, frame.iloc[rows], top_k=top_k, raises="raises uplift", lowers="lowers uplift"
+        )
+    return drivers
+
+
+def _check_contributions(
+    frame: pd.DataFrame,
+    churn: Contributions | None,
+    uplift: Mapping[str, Contributions] | None,
+    catalog: Catalog,
+) -> None:
+    if churn is not None and len(churn.values) != len(frame):
+        raise ValueError(f"churn contributions have {len(churn.values)} rows, the frame {len(frame)}")
+    for offer_id, contributions in (uplift or {}).items():
+        if offer_id not in catalog.offer_ids:
+            raise ValueError(f"uplift contributions for unknown offer {offer_id!r}; catalog has {catalog.offer_ids}")
+        if len(contributions.values) != len(frame):
+            raise ValueError(
+                f"uplift contributions of {offer_id!r} have {len(contributions.values)} rows, the frame {len(frame)}"
+            )
+
+
+# ----------------------------------------------------------------------------------------------
+# The decision
+# ----------------------------------------------------------------------------------------------
+
+
+def decide(
+    frame: pd.DataFrame,
+    catalog: Catalog,
+    now: object,
+    config: PolicyConfig | None = None,
+    *,
+    as_of: object | None = None,
+    send_time_model: SendTimeModel | None = None,
+    churn_contributions: Contributions | None = None,
+    uplift_contributions: Mapping[str, Contributions] | None = None,
+    keep_terms: bool = False,
+) -> Decisions:
+    """Decide for every customer (row) of `frame` at time `now` (UTC unless tz-aware).
+
+    `frame` carries the snapshot features, `churn_risk`, the per-offer uplift columns and any
+    request context (see docs in models/policy_config.py). `as_of` is the snapshot time, used to
+    age its day counts. SHAP contributions, rows aligned with `frame`, feed the driver phrases.
+    `keep_terms` keeps every value term (for explaining a few customers; memory grows with rows).
+    """
+    config = config or PolicyConfig()
+    now_value = utc_now(now)
+    if config.customer_id_column not in frame.columns:
+        raise ValueError(f"column {config.customer_id_column!r} (customer id) is missing from the decision input")
+    _check_contributions(frame, churn_contributions, uplift_contributions, catalog)
+    grid = OptionGrid.from_catalog(catalog, config.channels)
+    tables, suppression, values, terms_kept = [], [], [], []
+    size = max(1, config.chunk_size)
+    for start in range(0, max(len(frame), 1), size):
+        chunk = slice(start, min(start + size, len(frame)))
+        part = frame.iloc[chunk]
+        table, codes, terms = _decide_chunk(
+            part, grid, config, now_value, as_of, send_time_model,
+            churn_contributions.take(np.arange(chunk.start, chunk.stop)) if churn_contributions is not None else None,
+            uplift_contributions, chunk,
+        )  # fmt: skip
+        tables.append(table)
+        suppression.append(codes)
+        values.append(terms.value.astype(np.float32))
+        if keep_terms:
+            terms_kept.append(terms)
+    kept = _concatenate_terms(terms_kept) if keep_terms else None
+    decisions = Decisions(
+        table=pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0],
+        option_labels=grid.labels,
+        suppression=np.vstack(suppression),
+        values=np.vstack(values),
+        terms=kept,
+    )
+    logger.info(
+        "decided %d customers at %s: %d messages, %d in holdout, %d explored",
+        len(frame), now_value, int((decisions.table["offer_id"] != NO_MESSAGE).sum()),
+        int(decisions.table["holdout"].sum()), int(decisions.table["explored"].sum()),
+    )  # fmt: skip
+    return decisions
+
+
+def _concatenate_terms(parts: list[ValueTerms]) -> ValueTerms:
+    names = ValueTerms.__dataclass_fields__
+    return ValueTerms(
+        **{
+            name: (
+                parts[0].offers_without_source
+                if name == "offers_without_source"
+                else np.vstack([getattr(p, name) for p in parts])
+            )
+            for name in names
+        }
+    )
+
+
+def _decide_chunk(
+    frame: pd.DataFrame,
+    grid: OptionGrid,
+    config: PolicyConfig,
+    now: np.datetime64,
+    as_of: object | None,
+    send_time_model: SendTimeModel | None,
+    churn_contributions: Contributions | None,
+    uplift_contributions: Mapping[str, Contributions] | None,
+    chunk: slice,
+) -> tuple[pd.DataFrame, NDArray[np.uint8], ValueTerms]:
+    n_rows = len(frame)
+    terms = value_terms(frame, grid, config)
+    masks = evaluate_rules(
+        frame, grid, config, now,
+        has_estimate=terms.has_estimate, offers_without_source=terms.offers_without_source, as_of=as_of,
+    )  # fmt: skip
+    preferences = _send_preferences(frame, config, send_time_model)
+    earliest = _earliest_send(frame, config, now, as_of)
+    schedule = _schedule(frame, config, now, preferences, earliest)
+    masks.customer["no_send_slot"] = ~schedule.feasible
+    codes = suppression_codes(masks, grid, n_rows)
+    apply_sms_preference(codes, masks, grid)
+    allowed = (codes == NOT_SUPPRESSED) & np.isfinite(terms.value)
+
+    ids = frame[config.customer_id_column].to_numpy(dtype=object)
+    salt = f"{config.seed}|{pd.Timestamp(now).isoformat()}"
+    holdout = masks.customer["holdout"]
+    choice, propensity, explored, greedy, n_allowed = _choose(
+        np.nan_to_num(terms.value, nan=-np.inf), allowed, holdout,
+        hash_uniform(ids, f"explore|{salt}"), hash_uniform(ids, f"pick|{salt}"), config.exploration_share,
+    )  # fmt: skip
+    messaged = choice > 0
+    option = np.where(messaged, choice - 1, 0)
+    rows = np.arange(n_rows)
+
+    offer_ids = np.append(grid.offer_ids, NO_MESSAGE).astype(object)
+    channels = np.append(grid.option_channels, None).astype(object)
+    chosen_offer = np.where(messaged, offer_ids[option], NO_MESSAGE)
+    chosen_channel = np.where(messaged, channels[option], None)
+
+    urgent_offer = np.array([grid.offers[i].kind in _URGENT_KINDS for i in grid.offer_index])
+    urgent = messaged & urgent_offer[option]
+    if urgent.any():
+        urgent_schedule = _schedule(
+            frame.iloc[np.flatnonzero(urgent)], config, now,
+            tuple(None if p is None else p[urgent] for p in preferences),
+            None if earliest is None else earliest[urgent], np.ones(int(urgent.sum()), dtype=bool),
+        )  # fmt: skip
+        schedule = _merge_schedule(schedule, urgent_schedule, urgent)
+
+    def pick(matrix: NDArray) -> NDArray[np.float64]:
+        return np.where(messaged, matrix[rows, option], 0.0)
+
+    expected_cost = pick(terms.send_cost + terms.discount_cost)
+    reasons = _reason_codes(masks, grid, n_rows, choice, greedy, explored, holdout, n_allowed, schedule, earliest, now)
+    churn_drivers = (
+        describe_drivers(churn_contributions, frame, top_k=config.top_k_drivers)
+        if churn_contributions is not None and config.top_k_drivers > 0
+        else np.full(n_rows, "", dtype=object)
+    )
+    uplift_drivers = (
+        _drivers_for_offers(uplift_contributions, frame, chunk, chosen_offer, config.top_k_drivers)
+        if uplift_contributions and config.top_k_drivers > 0
+        else np.full(n_rows, "", dtype=object)
+    )
+    churn_risk = (
+        frame[config.churn_risk_column].to_numpy(dtype=float, na_value=np.nan)
+        if config.churn_risk_column in frame.columns
+        else np.full(n_rows, np.nan)
+    )
+    stage = frame[config.lifecycle_column].to_numpy(dtype=object, na_value=None)
+    table = pd.DataFrame(
+        {
+            "customer_id": pd.array(ids.astype(str), dtype="str"),
+            "offer_id": pd.array(chosen_offer, dtype="str"),
+            "channel": pd.array(chosen_channel, dtype="str"),
+            "send_at": pd.to_datetime(np.where(messaged, schedule.send_at, np.datetime64("NaT", "us"))),
+            "send_at_local": pd.array(np.where(messaged, schedule.send_at_local, None), dtype="str"),
+            "expected_value": pick(np.nan_to_num(terms.value)),
+            "expected_incremental_revenue": pick(np.nan_to_num(terms.incremental_revenue)),
+            "expected_cost": expected_cost,
+            "uplift_convert": pick(np.nan_to_num(terms.uplift_convert)),
+            "churn_risk": churn_risk,
+            "lifecycle_stage": pd.array(stage, dtype="str"),
+            "holdout": holdout,
+            "explored": explored,
+            "propensity": propensity,
+            "eligible_options": (n_allowed - 1).astype(np.int32),
+            "reason_codes": pd.array(reasons, dtype="str"),
+            "churn_drivers": pd.array(churn_drivers, dtype="str"),
+            "uplift_drivers": pd.array(uplift_drivers, dtype="str"),
+        },
+        columns=list(DECISION_COLUMNS),
+    )
+    return table, codes, terms
+
+
+def _merge_schedule(base: SendSchedule, update: SendSchedule, rows: NDArray[np.bool_]) -> SendSchedule:
+    merged = {}
+    for name in SendSchedule.__dataclass_fields__:
+        values = getattr(base, name).copy()
+        values[rows] = getattr(update, name)
+        merged[name] = values
+    return SendSchedule(**merged)
+
+
+def _reason_codes(
+    masks: RuleMasks,
+    grid: OptionGrid,
+    n_rows: int,
+    choice: NDArray[np.intp],
+    greedy: NDArray[np.intp],
+    explored: NDArray[np.bool_],
+    holdout: NDArray[np.bool_],
+    n_allowed: NDArray[np.intp],
+    schedule: SendSchedule,
+    earliest: NDArray | None,
+    now: np.datetime64,
+) -> NDArray[np.object_]:
+    """Rule codes that removed something, then how the choice was made, then send-time delays."""
+    flags, names = reason_flags(masks, grid, n_rows)
+    messaged = choice > 0
+    gap_delayed = (
+        np.zeros(n_rows, dtype=bool) if earliest is None else messaged & ~np.isnat(earliest) & (earliest > now)
+    )
+    outcome = np.column_stack(
+        [
+            ~holdout & ~explored & (n_allowed == 1),
+            ~holdout & ~explored & (n_allowed > 1) & (greedy == 0),
+            ~holdout & ~explored & (greedy > 0),
+            explored,
+            messaged & schedule.delayed_by_quiet_hours,
+            gap_delayed,
+        ]
+    )
+    outcome_names = [
+        "no_eligible_option",
+        "no_positive_value",
+        "best_value",
+        "exploration",
+        "quiet_hours_delay",
+        "min_gap_delay",
+    ]
+    return join_codes(np.hstack([flags, outcome]), [*names, *outcome_names])
