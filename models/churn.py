@@ -137,16 +137,24 @@ class _FeatureFrame:
         missing = [column for column in self.columns if column not in X.columns]
         if missing:
             raise ValueError(f"X lacks {len(missing)} feature column(s) the model was fitted on: {missing[:10]}")
-        out = {}
-        for column in self.columns:
-            if column in self.categories:
-                text = X[column].astype("string").to_numpy(dtype=object, na_value=None)
-                out[column] = pd.Categorical(text, categories=self.categories[column])
-            else:
+        numeric = [column for column in self.columns if column not in self.categories]
+        # One block conversion for the (many) numeric columns: per-column conversion dominated
+        # single-customer scoring time.
+        dtypes = X.dtypes
+        is_number = pd.api.types.is_numeric_dtype
+        typed = [c for c in numeric if is_number(dtypes[c]) or pd.api.types.is_bool_dtype(dtypes[c])]
+        block = X[typed].to_numpy(dtype="float64", na_value=np.nan, copy=True) if typed else np.empty((len(X), 0))
+        block[~np.isfinite(block)] = np.nan
+        out = dict(zip(typed, block.T, strict=True))
+        for column in numeric:
+            if column not in out:  # text that should be a number: coerce, unparseable -> NaN
                 numbers = pd.to_numeric(X[column], errors="coerce").astype("float64").to_numpy(copy=True)
                 numbers[~np.isfinite(numbers)] = np.nan
                 out[column] = numbers
-        return pd.DataFrame(out, index=X.index)
+        for column in self.categories:
+            text = X[column].astype("string").to_numpy(dtype=object, na_value=None)
+            out[column] = pd.Categorical(text, categories=self.categories[column])
+        return pd.DataFrame({column: out[column] for column in self.columns}, index=X.index)
 
 
 class ChurnClassifier(ClassifierMixin, BaseEstimator):
