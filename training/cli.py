@@ -250,25 +250,24 @@ def _print_table_counts(tables, title: str) -> None:
     console.print(table)
 
 
-def _mount_optional_groups() -> None:
-    """Attach the stage groups that live in their own modules."""
-    import importlib
+def _mount_stage_groups() -> None:
+    """Attach the stage commands that live in their own modules (imports there are lazy)."""
+    from training.cli_churn import churn_app, train_app, tune_app
+    from training.cli_nbo import decide_command, package_command, train_uplift_command
+    from training.cli_serve import serve
+    from training.cli_uplift import policy_app, uplift_app
 
-    for module_name, mounts in (
-        ("training.cli_churn", (("train_app", "train"), ("tune_app", "tune"), ("churn_app", "churn"))),
-        ("training.cli_uplift", (("uplift_app", "uplift"), ("policy_app", "policy"))),
-    ):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name != module_name:
-                raise
-            continue
-        for attribute, name in mounts:
-            if hasattr(module, attribute):
-                app.add_typer(getattr(module, attribute), name=name)
+    train_app.command("uplift")(train_uplift_command)
+    app.add_typer(train_app, name="train")
+    app.add_typer(tune_app, name="tune")
+    app.add_typer(churn_app, name="churn")
+    app.add_typer(uplift_app, name="uplift")
+    app.add_typer(policy_app, name="policy")
+    app.command("decide")(decide_command)
+    app.command("package")(package_command)
+    app.command("serve")(serve)
 
 
-_mount_optional_groups()
+_mount_stage_groups()
 
 __all__ = ["app", "error_console"]

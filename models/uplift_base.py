@@ -1,0 +1,341 @@
+"""What every uplift learner shares: input checks, feature encoding, LightGBM factories, propensities.
+
+The learners themselves live in `models/uplift.py`. Nothing here knows about a particular
+meta-learner; it turns `fit(X, y, treatment=..., propensity=...)` arguments into clean arrays
+and a propensity matrix, and builds regularised LightGBM models.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+from sklearn.base import BaseEstimator
+from sklearn.model_selection import StratifiedKFold
+from sklearn.utils.validation import check_is_fitted
+
+logger = logging.getLogger(__name__)
+
+# Strongly regularised by default: uplift signals are small next to the outcome's noise, so few
+# leaves, large leaves and shrinkage beat a flexible model (see benchmarks/RESULTS.md).
+DEFAULT_LIGHTGBM_PARAMS: dict[str, Any] = {
+    "n_estimators": 150,
+    "learning_rate": 0.05,
+    "num_leaves": 7,
+    "max_depth": 3,
+    "min_child_samples": 200,
+    "subsample": 0.8,
+    "subsample_freq": 1,
+    "reg_lambda": 5.0,
+    "min_split_gain": 0.0,
+    "n_jobs": 1,
+    "verbose": -1,
+}
+
+OUTCOME_TYPES = ("auto", "binary", "continuous")
+PropensityInput = float | Mapping[Any, float] | ArrayLike | pd.DataFrame | None
+
+
+def lightgbm_params(params: Mapping[str, Any] | None, random_state: int | None) -> dict[str, Any]:
+    """Defaults overridden by `params`, with the learner's random_state unless params set one."""
+    merged = {**DEFAULT_LIGHTGBM_PARAMS, **(params or {})}
+    merged.setdefault("random_state", random_state)
+    return merged
+
+
+def make_outcome_model(outcome_type: str, params: dict[str, Any]) -> lgb.LGBMModel:
+    """A LightGBM classifier for binary outcomes, a regressor for continuous ones."""
+    if outcome_type == "binary":
+        return lgb.LGBMClassifier(**params)
+    return lgb.LGBMRegressor(**params)
+
+
+def predict_outcome(model: lgb.LGBMModel, features: pd.DataFrame) -> NDArray[np.float64]:
+    """Expected outcome: P(y = 1) for a classifier, the prediction for a regressor."""
+    if isinstance(model, lgb.LGBMClassifier):
+        return model.predict_proba(features)[:, 1]
+    return np.asarray(model.predict(features), dtype=np.float64)
+
+
+@dataclass
+class FeatureEncoder:
+    """Remembers the training columns and category levels so predict sees the same encoding.
+
+    Non-numeric columns (strings, objects, pandas categories) become pandas categoricals with
+    the training levels; LightGBM then treats them as categorical. Unseen levels become missing.
+    """
+
+    columns: list[str]
+    categories: dict[str, list[Any]]
+
+    @classmethod
+    def fit(cls, X: pd.DataFrame | ArrayLike) -> FeatureEncoder:
+        frame = as_frame(X)
+        if frame.shape[1] == 0:
+            raise ValueError("X has no feature columns")
+        categories = {}
+        for column in frame.columns:
+            series = frame[column]
+            if isinstance(series.dtype, pd.CategoricalDtype):
+                categories[column] = list(series.cat.categories)
+            elif not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)):
+                categories[column] = sorted(series.dropna().unique().tolist(), key=str)
+        return cls(columns=[str(c) for c in frame.columns], categories=categories)
+
+    def transform(self, X: pd.DataFrame | ArrayLike) -> pd.DataFrame:
+        frame = as_frame(X)
+        missing = [c for c in self.columns if c not in frame.columns]
+        if missing:
+            raise ValueError(
+                f"X lacks the feature columns {missing} the model was fitted with "
+                f"(expected {self.columns})"
+            )
+        frame = frame[self.columns].copy()
+        for column in self.columns:
+            if column in self.categories:
+                dtype = pd.CategoricalDtype(self.categories[column])
+                frame[column] = frame[column].astype(object).astype(dtype)
+            else:
+                frame[column] = pd.to_numeric(frame[column], errors="raise").astype(np.float64)
+        return frame
+
+
+def as_frame(X: pd.DataFrame | ArrayLike) -> pd.DataFrame:
+    """A DataFrame with string column names; 2-d arrays get columns x0, x1, ..."""
+    if isinstance(X, pd.DataFrame):
+        frame = X.reset_index(drop=True)
+        frame.columns = [str(c) for c in frame.columns]
+        return frame
+    array = np.asarray(X)
+    if array.ndim != 2:
+        raise ValueError(f"X must be a DataFrame or a 2-d array, got shape {array.shape}")
+    return pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
+
+
+@dataclass
+class UpliftInputs:
+    """Validated training inputs: encoded features, outcome, label codes and propensities."""
+
+    features: pd.DataFrame
+    outcome: NDArray[np.float64]
+    codes: NDArray[np.int64]  # index into labels; 0 is control
+    labels: list[Any]  # control first, then the arms in sorted order
+    outcome_type: str
+    propensity: NDArray[np.float64] | None  # (n, len(labels)) when known for every label
+    assigned_propensity: NDArray[np.float64] | None  # (n,) probability of the observed label
+
+
+def validate_inputs(
+    X: pd.DataFrame | ArrayLike,
+    y: ArrayLike,
+    treatment: ArrayLike,
+    *,
+    control: Any,
+    outcome: str,
+    propensity: PropensityInput,
+    encoder: FeatureEncoder,
+) -> UpliftInputs:
+    """Check shapes, labels and values; name what is wrong and how to fix it."""
+    features = encoder.transform(X)
+    outcome_values = np.asarray(y, dtype=np.float64).ravel()
+    treatment_values = pd.Series(np.asarray(treatment, dtype=object).ravel())
+    lengths = {"X": len(features), "y": len(outcome_values), "treatment": len(treatment_values)}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"X, y and treatment have different lengths: {lengths}")
+    bad_outcome = ~np.isfinite(outcome_values)
+    if bad_outcome.any():
+        raise ValueError(
+            f"y has {int(bad_outcome.sum())} NaN or infinite values (rows "
+            f"{np.flatnonzero(bad_outcome)[:5].tolist()}); drop or impute them before fitting"
+        )
+    if treatment_values.isna().any():
+        raise ValueError(f"treatment has {int(treatment_values.isna().sum())} missing labels")
+    present = set(treatment_values.unique().tolist())
+    if control not in present:
+        raise ValueError(
+            f"control label {control!r} is not among the treatment labels "
+            f"{sorted(present, key=str)}; pass control=<your control label>"
+        )
+    arms = sorted(present - {control}, key=str)
+    if not arms:
+        raise ValueError(f"treatment holds only the control label {control!r}; at least one arm is needed")
+    labels = [control, *arms]
+    codes = treatment_values.map({label: index for index, label in enumerate(labels)}).to_numpy(np.int64)
+    outcome_type = resolve_outcome_type(outcome, outcome_values)
+    matrix, assigned = resolve_propensity(propensity, labels, codes)
+    return UpliftInputs(features, outcome_values, codes, labels, outcome_type, matrix, assigned)
+
+
+def resolve_outcome_type(outcome: str, values: NDArray[np.float64]) -> str:
+    """'binary' when every outcome is 0 or 1 (under 'auto'), else 'continuous'."""
+    if outcome not in OUTCOME_TYPES:
+        raise ValueError(f"outcome must be one of {OUTCOME_TYPES}, got {outcome!r}")
+    is_binary = bool(np.isin(values, [0.0, 1.0]).all())
+    if outcome == "binary" and not is_binary:
+        raise ValueError(
+            f"outcome='binary' but y holds other values than 0 and 1: {np.unique(values)[:5].tolist()}"
+        )
+    if outcome == "auto":
+        return "binary" if is_binary else "continuous"
+    return outcome
+
+
+def resolve_propensity(
+    propensity: PropensityInput, labels: list[Any], codes: NDArray[np.int64]
+) -> tuple[NDArray[np.float64] | None, NDArray[np.float64] | None]:
+    """Turn the accepted propensity forms into (matrix over labels or None, assigned probability).
+
+    Accepted: None (estimate), a mapping label -> constant probability, a DataFrame with one
+    column per label, a (n, n_labels) array in label order (control first, arms sorted), or a
+    1-d array with the probability of each row's observed label.
+    """
+    if propensity is None:
+        return None, None
+    n_rows = len(codes)
+    if isinstance(propensity, Mapping):
+        missing = [label for label in labels if label not in propensity]
+        if missing:
+            raise ValueError(f"propensity mapping lacks the labels {missing}; give one per label")
+        matrix = np.tile([float(propensity[label]) for label in labels], (n_rows, 1))
+    elif isinstance(propensity, pd.DataFrame):
+        missing = [label for label in labels if label not in propensity.columns]
+        if missing:
+            raise ValueError(
+                f"propensity DataFrame lacks columns for the labels {missing}; it needs one per label"
+            )
+        matrix = propensity[labels].to_numpy(np.float64)
+    else:
+        array = np.asarray(propensity, dtype=np.float64)
+        if array.ndim == 1:
+            matrix = None
+            assigned = array
+        elif array.ndim == 2 and array.shape[1] == len(labels):
+            matrix = array
+        else:
+            raise ValueError(
+                f"propensity must be 1-d (probability of each row's label) or have one column per "
+                f"label {labels}; got shape {array.shape}"
+            )
+    if matrix is not None:
+        if len(matrix) != n_rows:
+            raise ValueError(f"propensity has {len(matrix)} rows, the data {n_rows}")
+        assigned = matrix[np.arange(n_rows), codes]
+    if len(assigned) != n_rows:
+        raise ValueError(f"propensity has {len(assigned)} rows, the data {n_rows}")
+    bad = ~((assigned > 0) & (assigned <= 1))
+    if bad.any():
+        raise ValueError(
+            f"propensity must be in (0, 1]; {int(bad.sum())} rows are not, e.g. "
+            f"{assigned[bad][:5].tolist()}"
+        )
+    return matrix, assigned
+
+
+def stratified_folds(codes: NDArray[np.int64], n_folds: int, random_state: int | None) -> list:
+    """Cross-fitting folds stratified on the treatment label."""
+    smallest = int(np.bincount(codes).min())
+    if n_folds < 2:
+        raise ValueError(f"n_folds must be at least 2, got {n_folds}")
+    if smallest < n_folds:
+        raise ValueError(
+            f"the smallest treatment group has {smallest} rows, fewer than n_folds={n_folds}"
+        )
+    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
+    return list(splitter.split(np.zeros(len(codes)), codes))
+
+
+def estimate_propensity(
+    features: pd.DataFrame,
+    codes: NDArray[np.int64],
+    n_labels: int,
+    *,
+    params: dict[str, Any],
+    folds: list,
+    clip: float,
+) -> tuple[NDArray[np.float64], lgb.LGBMClassifier]:
+    """Out-of-fold multinomial propensities, clipped to [clip, 1 - clip], and a model on all rows."""
+    out_of_fold = np.zeros((len(codes), n_labels))
+    for train_rows, test_rows in folds:
+        model = lgb.LGBMClassifier(**params)
+        model.fit(features.iloc[train_rows], codes[train_rows])
+        out_of_fold[np.ix_(test_rows, model.classes_)] = model.predict_proba(features.iloc[test_rows])
+    full_model = lgb.LGBMClassifier(**params).fit(features, codes)
+    return np.clip(out_of_fold, clip, 1 - clip), full_model
+
+
+def cross_fit_outcomes(
+    inputs: UpliftInputs, params: dict[str, Any], folds: list
+) -> NDArray[np.float64]:
+    """Out-of-fold expected outcome under every label for every row, shape (n, n_labels)."""
+    predictions = np.zeros((len(inputs.codes), len(inputs.labels)))
+    for train_rows, test_rows in folds:
+        for code in range(len(inputs.labels)):
+            rows = train_rows[inputs.codes[train_rows] == code]
+            model = make_outcome_model(inputs.outcome_type, params)
+            model.fit(inputs.features.iloc[rows], inputs.outcome[rows])
+            predictions[test_rows, code] = predict_outcome(model, inputs.features.iloc[test_rows])
+    return predictions
+
+
+class BaseUpliftLearner(BaseEstimator):
+    """Common fit/predict plumbing; subclasses implement `_fit_learner` and `_predict_uplift`.
+
+    `predict(X)` returns an (n, n_arms) array: the estimated effect of each non-control arm
+    (named in `arms_`) against control on the outcome's scale.
+    """
+
+    def fit(
+        self,
+        X: pd.DataFrame | ArrayLike,
+        y: ArrayLike,
+        *,
+        treatment: ArrayLike,
+        propensity: PropensityInput = None,
+    ) -> BaseUpliftLearner:
+        """Fit on features X, outcome y and treatment labels (control label `self.control`)."""
+        self.encoder_ = FeatureEncoder.fit(X)
+        inputs = validate_inputs(
+            X,
+            y,
+            treatment,
+            control=self.control,
+            outcome=self.outcome,
+            propensity=propensity,
+            encoder=self.encoder_,
+        )
+        self.labels_ = inputs.labels
+        self.arms_ = inputs.labels[1:]
+        self.outcome_type_ = inputs.outcome_type
+        self.feature_names_in_ = np.asarray(self.encoder_.columns, dtype=object)
+        self.n_features_in_ = len(self.encoder_.columns)
+        logger.debug(
+            "fitting %s on %d rows, arms %s, %s outcome",
+            type(self).__name__,
+            len(inputs.codes),
+            self.arms_,
+            self.outcome_type_,
+        )
+        self._fit_learner(inputs)
+        return self
+
+    def predict(self, X: pd.DataFrame | ArrayLike) -> NDArray[np.float64]:
+        """Estimated uplift of each arm over control, shape (n_rows, len(arms_))."""
+        check_is_fitted(self, "arms_")
+        features = self.encoder_.transform(X)
+        return self._predict_uplift(features)
+
+    def predict_frame(self, X: pd.DataFrame | ArrayLike) -> pd.DataFrame:
+        """`predict` as a DataFrame with one column per arm label."""
+        return pd.DataFrame(self.predict(X), columns=[str(arm) for arm in self.arms_])
+
+    def _fit_learner(self, inputs: UpliftInputs) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _predict_uplift(self, features: pd.DataFrame) -> NDArray[np.float64]:  # pragma: no cover
+        raise NotImplementedError

@@ -1,0 +1,59 @@
+"""Serving settings, read from environment variables when the service starts (never at import).
+
+| variable | meaning | default |
+|---|---|---|
+| NBO_MODEL_URI | MLflow URI of the deployable `nbo` pyfunc | models:/nbo@champion |
+| NBO_SNAPSHOT | latest snapshot: SQLite file from `publish_snapshot`, or postgresql:// URL | demo/snapshot.sqlite |
+| NBO_DECISION_LOG | SQLite file of the durable decision log | demo/decision_log.sqlite |
+| NBO_API_KEY | when set, every endpoint except health needs `Authorization: Bearer <key>` | unset |
+| NBO_MAX_BODY_BYTES | largest accepted request body; larger bodies get 413 | 8388608 (8 MiB) |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_MODEL_URI = "models:/nbo@champion"
+DEFAULT_SNAPSHOT = "demo/snapshot.sqlite"
+DEFAULT_DECISION_LOG = "demo/decision_log.sqlite"
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+#: Most customers in one /decide or /score request.
+MAX_CUSTOMERS_PER_REQUEST = 10_000
+#: Most customers in one /explain request (SHAP is the expensive part).
+MAX_CUSTOMERS_PER_EXPLAIN = 100
+#: Paths that never need the API key (liveness and readiness probes).
+HEALTH_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """Where the model, snapshot and decision log are, and the request guards."""
+
+    model_uri: str = DEFAULT_MODEL_URI
+    snapshot: str = DEFAULT_SNAPSHOT
+    decision_log: str = DEFAULT_DECISION_LOG
+    api_key: str | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServingSettings:
+        """Settings from `environ` (default: the process environment); bad values name the variable."""
+        environ = os.environ if environ is None else environ
+        raw_limit = environ.get("NBO_MAX_BODY_BYTES", str(DEFAULT_MAX_BODY_BYTES))
+        try:
+            max_body_bytes = int(raw_limit)
+        except ValueError:
+            raise ValueError(
+                f"NBO_MAX_BODY_BYTES must be a whole number of bytes, got {raw_limit!r}; e.g. 8388608"
+            ) from None
+        if max_body_bytes < 1024:
+            raise ValueError(f"NBO_MAX_BODY_BYTES must be at least 1024 bytes, got {max_body_bytes}")
+        return cls(
+            model_uri=environ.get("NBO_MODEL_URI") or DEFAULT_MODEL_URI,
+            snapshot=environ.get("NBO_SNAPSHOT") or DEFAULT_SNAPSHOT,
+            decision_log=environ.get("NBO_DECISION_LOG") or DEFAULT_DECISION_LOG,
+            api_key=environ.get("NBO_API_KEY") or None,
+            max_body_bytes=max_body_bytes,
+        )

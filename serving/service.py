@@ -1,0 +1,646 @@
+"""The scoring API: one `@bentoml.service` answering /decide, /score, /explain and /metadata.
+
+At start-up the service loads the `nbo` pyfunc from MLflow (NBO_MODEL_URI, default
+models:/nbo@champion), opens the latest feature snapshot and the decision log; if any of them
+is missing or broken the worker fails with a message saying which and how to fix it (`nbo
+serve` checks the same before starting the server, so start-up stops instead of retrying).
+A request looks its customers up in the snapshot, applies their fresh context, asks the model,
+appends every decision to the log (durably, before answering) and answers. Unknown customers
+are per-item errors. /healthz, /livez and /readyz are BentoML's own probes (/readyz asks
+`__is_ready__`).
+
+The model is used through the interface of `training/nbo_model.py` (read via
+`unwrap_python_model()`): `predict(context, frame, params)` returns the decisions table of
+`models.policy.DECISION_COLUMNS`; `score(frame)` the churn risk and per-offer uplift columns;
+`explain(frame, top_k=..., offer_ids=...)` SHAP contributions. See `LoadedModel`.
+"""
+
+from __future__ import annotations
+
+import copy
+import hmac
+import logging
+import threading
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import Future
+from datetime import UTC, datetime
+from typing import Any
+
+import bentoml
+import numpy as np
+import pandas as pd
+from bentoml.exceptions import InvalidArgument, UnprocessableEntity
+from fastapi import FastAPI
+
+from models.policy_config import NO_MESSAGE
+from serving.config import HEALTH_PATHS, ServingSettings
+from serving.decision_log import DecisionLog
+from serving.schemas import (
+    Contribution,
+    CustomerContext,
+    CustomerExplanation,
+    CustomerRequest,
+    CustomerScore,
+    DecideRequest,
+    DecideResponse,
+    Decision,
+    ExplainRequest,
+    ExplainResponse,
+    ItemError,
+    Metadata,
+    ModelInfo,
+    ScoreRequest,
+    ScoreResponse,
+)
+from serving.snapshot_store import SnapshotStore, open_snapshot_store
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["AuthAndLimitMiddleware", "LoadedModel", "NboService", "build_frame", "load_model"]
+
+UPLIFT_PREFIX = "uplift_convert__"
+_KEY_MAX_LENGTH = 200
+
+
+# ----------------------------------------------------------------------------------------------
+# The model
+# ----------------------------------------------------------------------------------------------
+
+
+class LoadedModel:
+    """The `nbo` pyfunc's python model (`training/nbo_model.py`'s `NboModel`) and its versions.
+
+    Two shallow copies share the fitted models: one writes SHAP drivers into decisions, one
+    does not (the copy's `explain` mode is fixed, so concurrent requests never race on it).
+    """
+
+    def __init__(self, uri: str, python_model: Any, versions: dict[str, str]) -> None:
+        self.uri = uri
+        self.python_model = python_model
+        self.versions = versions
+        catalog = getattr(python_model, "catalog", None)
+        self.catalog_version = str(catalog.version) if catalog is not None else None
+        self.offer_ids = [str(offer) for offer in catalog.offer_ids] if catalog is not None else []
+        self._plain = copy.copy(python_model)
+        self._explaining = copy.copy(python_model)
+        if hasattr(python_model, "explain"):
+            self._plain.explain = "none"
+            self._explaining.explain = "all"
+
+    def decide(self, frame: pd.DataFrame, now: datetime, explain: bool) -> pd.DataFrame:
+        """The decisions table (`models.policy.DECISION_COLUMNS`) at time `now` (naive UTC)."""
+        model = self._explaining if explain else self._plain
+        return model.predict(None, frame, params={"now": now.isoformat()})
+
+    def score(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Decision inputs: `churn_risk` and `uplift_convert__<offer>` (and the other model columns)."""
+        scored, _ = self._plain.decision_inputs(frame)
+        return scored
+
+    def explain(
+        self, frame: pd.DataFrame, top_k: int, offer_ids: Sequence[str | None]
+    ) -> list[dict[str, Any]]:
+        """Per row: churn risk and the top-k (feature, value, SHAP) of churn and of the offer's uplift."""
+        model = self.python_model
+        results: list[dict[str, Any]] = [{"churn_risk": None, "churn": [], "uplift": []} for _ in range(len(frame))]
+        churn_model = getattr(model, "churn_model", None)
+        if churn_model is not None:
+            features = frame[[str(name) for name in churn_model.feature_names_in_]]
+            risk = churn_model.predict_proba(features)[:, 1]
+            contributions = _churn_contributions(churn_model, features)
+            for row, top in enumerate(_top(contributions, frame, top_k)):
+                results[row].update(churn_risk=float(risk[row]), churn=top)
+        uplift = getattr(model, "uplift_models", None)
+        learner = None if uplift is None else uplift.learners.get("convert")
+        if learner is None:
+            return results
+        offers = np.array([offer or "" for offer in offer_ids], dtype=object)
+        for arm in uplift.arms:
+            rows = np.flatnonzero(offers == arm)
+            if len(rows) == 0:
+                continue
+            part = frame.iloc[rows]
+            contributions = _uplift_contributions(learner, part[list(uplift.feature_columns)], arm)
+            if contributions is None:
+                continue
+            for row, top in zip(rows, _top(contributions, part, top_k), strict=True):
+                results[row]["uplift"] = top
+        return results
+
+
+class DecisionBatcher:
+    """Coalesces concurrent /decide calls into one model call (vectorised: 30 rows cost about 1).
+
+    Request threads `submit` their frame and wait; one background thread takes everything
+    pending (up to `max_rows`), decides it in one call per explain flag, and hands each caller
+    its rows back. Under no load a request is decided alone, without waiting.
+    """
+
+    def __init__(self, model: LoadedModel, max_rows: int = 2_000) -> None:
+        self.model = model
+        self.max_rows = max_rows
+        self._pending: list[tuple[pd.DataFrame, bool, Future]] = []
+        self._condition = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="nbo-decision-batcher", daemon=True)
+        self._thread.start()
+
+    def submit(self, frame: pd.DataFrame, explain: bool) -> pd.DataFrame:
+        """The decisions table for `frame`, decided now (naive UTC) together with concurrent calls."""
+        if len(frame) >= self.max_rows:
+            return self.model.decide(frame, datetime.now(UTC).replace(tzinfo=None), explain)
+        future: Future = Future()
+        with self._condition:
+            self._pending.append((frame, explain, future))
+            self._condition.notify()
+        return future.result()
+
+    def _take(self) -> list[tuple[pd.DataFrame, bool, Future]]:
+        with self._condition:
+            while not self._pending:
+                self._condition.wait()
+            taken, rows = [], 0
+            while self._pending and (not taken or rows + len(self._pending[0][0]) <= self.max_rows):
+                item = self._pending.pop(0)
+                taken.append(item)
+                rows += len(item[0])
+            return taken
+
+    def _run(self) -> None:
+        while True:
+            taken = self._take()
+            now = datetime.now(UTC).replace(tzinfo=None)
+            for explain in (False, True):
+                group = [item for item in taken if item[1] is explain]
+                if not group:
+                    continue
+                try:
+                    frames = [frame for frame, _, _ in group]
+                    combined = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+                    table = self.model.decide(combined, now, explain)
+                except Exception as error:  # each caller gets the error its request caused
+                    for _, _, future in group:
+                        future.set_exception(error)
+                    continue
+                start = 0
+                for frame, _, future in group:
+                    future.set_result(table.iloc[start : start + len(frame)].reset_index(drop=True))
+                    start += len(frame)
+
+
+def _churn_contributions(churn_model: Any, features: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """TreeSHAP of the churn booster in log-odds, rescaled by a Platt calibrator's slope."""
+    prepared = churn_model.prepare_features(features)
+    values = np.asarray(churn_model.booster_model_.predict(prepared, pred_contrib=True), dtype=float)[:, :-1]
+    calibrator = getattr(churn_model, "calibrator_", None)
+    if calibrator is not None and hasattr(calibrator, "coef_"):
+        values = values * float(calibrator.coef_[0, 0])
+    return values, [str(name) for name in prepared.columns]
+
+
+def _uplift_contributions(learner: Any, features: pd.DataFrame, arm: str) -> tuple[np.ndarray, list[str]] | None:
+    """TreeSHAP of one arm's effect model (DR; X with constant propensities); None otherwise."""
+    effect_models = getattr(learner, "effect_models_", None)
+    arms = [str(label) for label in getattr(learner, "arms_", [])]
+    if effect_models is None or arm not in arms:
+        return None
+    position = arms.index(arm)
+    encoded = learner.encoder_.transform(features)
+    effect = effect_models[position]
+    if isinstance(effect, tuple):
+        constant = getattr(learner, "constant_propensity_", None)
+        if constant is None:
+            return None
+        weight = constant[position + 1] / (constant[position + 1] + constant[0])
+        values = weight * effect[1].predict(encoded, pred_contrib=True) + (1 - weight) * effect[0].predict(
+            encoded, pred_contrib=True
+        )
+    else:
+        values = effect.predict(encoded, pred_contrib=True)
+    return np.asarray(values, dtype=float)[:, :-1], [str(name) for name in encoded.columns]
+
+
+def _top(
+    contributions: tuple[np.ndarray, list[str]], frame: pd.DataFrame, top_k: int
+) -> list[list[tuple[str, Any, float]]]:
+    """Per row, the top-k (feature, the row's value, contribution) by |contribution|."""
+    values, names = contributions
+    order = np.argsort(-np.abs(np.nan_to_num(values)), axis=1, kind="stable")[:, :top_k]
+    result = []
+    for row in range(len(values)):
+        result.append(
+            [
+                (names[k], frame[names[k]].iloc[row] if names[k] in frame.columns else None, float(values[row, k]))
+                for k in order[row]
+            ]
+        )
+    return result
+
+
+def _registry_versions(uri: str, run_id: str | None) -> dict[str, str]:
+    versions = {"run_id": run_id} if run_id else {}
+    if not uri.startswith("models:/"):
+        return versions
+    from mlflow import MlflowClient
+
+    name, _, rest = uri.removeprefix("models:/").partition("@")
+    try:
+        if rest:
+            versions["nbo"] = str(MlflowClient().get_model_version_by_alias(name, rest).version)
+        elif "/" in name:
+            versions["nbo"] = name.split("/", 1)[1]
+    except Exception as error:  # the registry answered the load; a failed look-up is not fatal
+        logger.warning("could not resolve the registry version of %s: %s", uri, error)
+    return versions
+
+
+def load_model(uri: str) -> LoadedModel:
+    """Load the deployable pyfunc; a missing or broken model raises RuntimeError saying how to fix it."""
+    import mlflow.pyfunc
+
+    try:
+        pyfunc = mlflow.pyfunc.load_model(uri)
+        python_model = pyfunc.unwrap_python_model()
+    except Exception as error:
+        raise RuntimeError(
+            f"cannot load the nbo model from {uri!r} ({type(error).__name__}: {error}). Train and register it "
+            "(`nbo train ...` registers `nbo` with alias `champion`), check MLFLOW_TRACKING_URI, or set "
+            "NBO_MODEL_URI to a model that exists"
+        ) from error
+    missing = [name for name in ("predict", "decision_inputs") if not callable(getattr(python_model, name, None))]
+    if missing:
+        raise RuntimeError(f"the model at {uri!r} is not a deployable nbo model: it lacks {missing}")
+    versions = _registry_versions(uri, getattr(pyfunc.metadata, "run_id", None))
+    metadata = getattr(python_model, "metadata", None) or {}
+    versions.update({str(k): str(v) for k, v in metadata.items() if str(k).endswith(("version", "run_id"))})
+    return LoadedModel(uri, python_model, versions)
+
+
+# ----------------------------------------------------------------------------------------------
+# Requests -> model input
+# ----------------------------------------------------------------------------------------------
+
+_BOOL_CONTEXT = ("email_consent", "sms_consent", "push_consent")
+_TIME_CONTEXT = ("last_purchase_at", "last_message_at")
+
+
+def _utc_naive(value: datetime) -> np.datetime64:
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return np.datetime64(value, "us")
+
+
+def _apply_context(frame: pd.DataFrame, contexts: Sequence[CustomerContext | None]) -> pd.DataFrame:
+    """Override snapshot columns with each customer's fresh context (rows aligned with contexts)."""
+    given = [(row, context) for row, context in enumerate(contexts) if context is not None]
+    if not given:
+        return frame
+    fields = {name for _, context in given for name in context.model_fields_set if getattr(context, name) is not None}
+    for name in sorted(fields):
+        rows = [row for row, context in given if getattr(context, name) is not None]
+        values = [getattr(contexts[row], name) for row in rows]
+        if name in _BOOL_CONTEXT:
+            current = frame[name].to_numpy(dtype=object, na_value=None) if name in frame else np.full(len(frame), None)
+            current = current.copy()
+            current[rows] = values
+            has_missing = any(value is None for value in current)
+            frame[name] = pd.array(current, dtype="boolean") if has_missing else current.astype(bool)
+        elif name in _TIME_CONTEXT:
+            current = (
+                frame[name].to_numpy(dtype="datetime64[us]")
+                if name in frame
+                else np.full(len(frame), np.datetime64("NaT", "us"))
+            ).copy()
+            current[rows] = [_utc_naive(value) for value in values]
+            frame[name] = current
+        else:
+            current = np.full(len(frame), np.nan)
+            if name in frame:
+                current = frame[name].to_numpy(dtype=float, na_value=np.nan).copy()
+            current[rows] = values
+            frame[name] = current
+    return frame
+
+
+def build_frame(
+    store: SnapshotStore, customers: Sequence[CustomerRequest]
+) -> tuple[pd.DataFrame, list[int], list[ItemError]]:
+    """Model input in request order for the known customers, their request positions, and errors."""
+    ids = [customer.customer_id for customer in customers]
+    found = store.lookup(ids)
+    position = pd.Index(found["customer_id"].astype(str)) if len(found) else pd.Index([], dtype=str)
+    where = position.get_indexer(ids)
+    known = [index for index, row in enumerate(where) if row >= 0]
+    errors = [
+        ItemError(
+            index=index,
+            customer_id=ids[index],
+            code="unknown_customer",
+            message=f"customer {ids[index]!r} is not in the feature snapshot (as of {store.as_of}); "
+            "check the id or wait for the next snapshot",
+        )
+        for index, row in enumerate(where)
+        if row < 0
+    ]
+    frame = found.take(where[known]).reset_index(drop=True) if known else found.iloc[:0]
+    frame = _apply_context(frame, [customers[index].context for index in known])
+    return frame, known, errors
+
+
+def _codes(text: Any, separator: str) -> list[str]:
+    if text is None or (isinstance(text, float) and np.isnan(text)):
+        return []
+    return [part for part in str(text).split(separator) if part]
+
+
+def _number(value: Any) -> float | None:
+    if value is None or pd.isna(value):
+        return None
+    return float(value)
+
+
+def _records(table: pd.DataFrame, positions: list[int], decided_at: datetime, versions: str) -> list[dict[str, Any]]:
+    """Decision records (response fields + `model_version`) from the model's decisions table."""
+    send_at = pd.to_datetime(table["send_at"])
+    send_iso = [None if pd.isna(stamp) else stamp.isoformat() + "+00:00" for stamp in send_at]
+    columns = {name: table[name].to_numpy(dtype=object, na_value=None) for name in table.columns}
+    stamp = decided_at.isoformat()
+    records = []
+    for row, index in enumerate(positions):
+        offer = str(columns["offer_id"][row])
+        records.append(
+            {
+                "decision_id": uuid.uuid4().hex,
+                "index": index,
+                "customer_id": str(columns["customer_id"][row]),
+                "decided_at": stamp,
+                "offer_id": offer,
+                "send_message": offer != NO_MESSAGE,
+                "channel": columns["channel"][row],
+                "send_at": send_iso[row],
+                "send_at_local": columns["send_at_local"][row],
+                "churn_risk": _number(columns["churn_risk"][row]),
+                "expected_uplift": float(columns["uplift_convert"][row]),
+                "expected_value": float(columns["expected_value"][row]),
+                "expected_incremental_revenue": float(columns["expected_incremental_revenue"][row]),
+                "expected_cost": float(columns["expected_cost"][row]),
+                "lifecycle_stage": columns["lifecycle_stage"][row],
+                "holdout": bool(columns["holdout"][row]),
+                "explored": bool(columns["explored"][row]),
+                "propensity": float(columns["propensity"][row]),
+                "reason_codes": _codes(columns["reason_codes"][row], ";"),
+                "churn_drivers": _codes(columns["churn_drivers"][row], "; "),
+                "uplift_drivers": _codes(columns["uplift_drivers"][row], "; "),
+                "model_version": versions,
+            }
+        )
+    return records
+
+
+def _decision(record: dict[str, Any]) -> Decision:
+    return Decision(**{name: record[name] for name in Decision.model_fields})
+
+
+def _idempotency_key(header: str | None, field: str | None) -> str | None:
+    key = header if header is not None else field
+    if key is None:
+        return None
+    if not 1 <= len(key) <= _KEY_MAX_LENGTH or not all(33 <= ord(char) <= 126 for char in key):
+        raise InvalidArgument(
+            f"Idempotency-Key must be 1 to {_KEY_MAX_LENGTH} visible ASCII characters without spaces, "
+            f"got {len(key)} characters"
+        )
+    return key
+
+
+def _feature_value(value: Any) -> float | str | bool | None:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | float | np.number):
+        return float(value)
+    return str(value)
+
+
+# ----------------------------------------------------------------------------------------------
+# Auth and body size (ASGI middleware, before BentoML parses anything)
+# ----------------------------------------------------------------------------------------------
+
+
+class AuthAndLimitMiddleware:
+    """401 without `Authorization: Bearer <NBO_API_KEY>` (health probes exempt); 413 above the body limit."""
+
+    def __init__(self, app: Any, settings: ServingSettings | None = None) -> None:
+        self.app = app
+        self.settings = settings or ServingSettings.from_env()
+        self._expected = f"Bearer {self.settings.api_key}".encode() if self.settings.api_key else None
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        if self._expected is not None and scope.get("path") not in HEALTH_PATHS:
+            given = headers.get(b"authorization", b"")
+            if not hmac.compare_digest(given, self._expected):
+                await _reply(send, 401, "missing or wrong API key: send the header `Authorization: Bearer <key>`",
+                             [(b"www-authenticate", b"Bearer")])  # fmt: skip
+                return
+        limit = self.settings.max_body_bytes
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            await _reply(send, 413, f"request body of {int(length)} bytes is over the limit of {limit} bytes")
+            return
+        if scope.get("method") in ("POST", "PUT", "PATCH"):
+            chunks, size = [], 0
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                chunks.append(message.get("body", b""))
+                size += len(chunks[-1])
+                if size > limit:
+                    await _reply(send, 413, f"request body is over the limit of {limit} bytes")
+                    return
+                if not message.get("more_body", False):
+                    break
+            body = b"".join(chunks)
+            sent = False
+
+            async def replay() -> dict:
+                nonlocal sent
+                if not sent:
+                    sent = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
+
+            await self.app(scope, replay, send)
+            return
+        await self.app(scope, receive, send)
+
+
+async def _reply(send: Any, status: int, message: str, extra_headers: list | None = None) -> None:
+    import json
+
+    body = json.dumps({"error": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers + (extra_headers or [])})
+    await send({"type": "http.response.body", "body": body})
+
+
+# ----------------------------------------------------------------------------------------------
+# The service
+# ----------------------------------------------------------------------------------------------
+
+metadata_app = FastAPI(title="nbo metadata", openapi_url=None, docs_url=None, redoc_url=None)
+
+
+@bentoml.service(name="nbo", threads=32, traffic={"timeout": 120})
+@bentoml.asgi_app(metadata_app, path="/")
+class NboService:
+    """Next-best-offer decisions, scores and explanations for marketing systems."""
+
+    def __init__(self) -> None:
+        self.settings = ServingSettings.from_env()
+        self.model = load_model(self.settings.model_uri)
+        try:
+            self.snapshot = open_snapshot_store(self.settings.snapshot)
+        except (OSError, ValueError) as error:
+            raise RuntimeError(f"cannot open the feature snapshot {self.settings.snapshot!r}: {error}") from error
+        self.log = DecisionLog(self.settings.decision_log)
+        self.batcher = DecisionBatcher(self.model)
+        logger.info(
+            "nbo service ready: model %s %s, snapshot %s as of %s, decision log %s",
+            self.settings.model_uri, self.model.versions, self.settings.snapshot, self.snapshot.as_of,
+            self.settings.decision_log,
+        )  # fmt: skip
+
+    def __is_ready__(self) -> bool:
+        try:
+            return self.snapshot.as_of is not None or self.snapshot.customer_count is not None
+        except Exception:  # a probe must answer, not raise
+            return False
+
+    def _info(self) -> ModelInfo:
+        as_of = self.snapshot.as_of
+        return ModelInfo(
+            model_uri=self.model.uri,
+            model_versions=self.model.versions,
+            catalog_version=self.model.catalog_version,
+            snapshot_as_of=None if as_of is None else as_of.to_pydatetime(),
+        )
+
+    @bentoml.api(route="/decide", input_spec=DecideRequest)
+    def decide(self, ctx: bentoml.Context, **request: Any) -> DecideResponse:
+        """Decide for 1 to 10,000 customers: offer or no message, channel, send time, and why."""
+        customers: list[CustomerRequest] = request["customers"]
+        key = _idempotency_key(ctx.request.headers.get("idempotency-key"), request.get("idempotency_key"))
+        if key is not None:
+            stored = self.log.find(key)
+            if stored is not None:
+                return self._replay(key, stored, customers)
+        frame, positions, errors = build_frame(self.snapshot, customers)
+        decided_at = datetime.now(UTC)
+        records: list[dict[str, Any]] = []
+        if positions:
+            table = self.batcher.submit(frame, bool(request.get("explain")))
+            version = ",".join(f"{name}={value}" for name, value in sorted(self.model.versions.items()))
+            records = self.log.append(_records(table, positions, decided_at, version), idempotency_key=key)
+        replayed = bool(records) and records[0]["decided_at"] != decided_at.isoformat()
+        return DecideResponse(
+            idempotency_key=key,
+            replayed=replayed,
+            decisions=[_decision(record) for record in records],
+            errors=errors,
+            model=self._info(),
+        )
+
+    def _replay(self, key: str, stored: list[dict[str, Any]], customers: list[CustomerRequest]) -> DecideResponse:
+        by_index = {int(record["index"]): record for record in stored}
+        mismatched = [
+            index for index, record in by_index.items()
+            if index >= len(customers) or customers[index].customer_id != record["customer_id"]
+        ]  # fmt: skip
+        if mismatched:
+            raise UnprocessableEntity(
+                f"Idempotency-Key {key!r} was already used for a different request (customers differ at "
+                f"positions {mismatched[:5]}); use a new key for a new request"
+            )
+        errors = [
+            ItemError(index=index, customer_id=customer.customer_id, code="unknown_customer",
+                      message=f"customer {customer.customer_id!r} was not in the feature snapshot when this "
+                      "request was first answered")
+            for index, customer in enumerate(customers) if index not in by_index
+        ]  # fmt: skip
+        return DecideResponse(
+            idempotency_key=key,
+            replayed=True,
+            decisions=[_decision(by_index[index]) for index in sorted(by_index)],
+            errors=errors,
+            model=self._info(),
+        )
+
+    @bentoml.api(route="/score", input_spec=ScoreRequest)
+    def score(self, **request: Any) -> ScoreResponse:
+        """Churn risk and per-offer uplift of 1 to 10,000 customers, without the policy (nothing logged)."""
+        frame, positions, errors = build_frame(self.snapshot, request["customers"])
+        scores: list[CustomerScore] = []
+        if positions:
+            table = self.model.score(frame)
+            uplift_columns = [name for name in table.columns if name.startswith(UPLIFT_PREFIX)]
+            churn = table["churn_risk"].to_numpy(dtype=float, na_value=np.nan)
+            uplift = table[uplift_columns].to_numpy(dtype=float, na_value=np.nan)
+            offers = [name.removeprefix(UPLIFT_PREFIX) for name in uplift_columns]
+            ids = frame["customer_id"].astype(str).tolist()
+            for row, index in enumerate(positions):
+                scores.append(
+                    CustomerScore(
+                        index=index,
+                        customer_id=ids[row],
+                        churn_risk=_number(churn[row]),
+                        uplift={offer: _number(uplift[row, k]) for k, offer in enumerate(offers)},
+                    )
+                )
+        return ScoreResponse(scores=scores, errors=errors, model=self._info())
+
+    @bentoml.api(route="/explain", input_spec=ExplainRequest)
+    def explain(self, **request: Any) -> ExplainResponse:
+        """Top-k SHAP contributions, with feature values, for churn risk and the chosen offer's uplift."""
+        offer_id = request.get("offer_id")
+        if offer_id is not None and self.model.offer_ids and offer_id not in self.model.offer_ids:
+            raise InvalidArgument(f"offer_id {offer_id!r} is not in the catalog; known offers: {self.model.offer_ids}")
+        frame, positions, errors = build_frame(self.snapshot, request["customers"])
+        explanations: list[CustomerExplanation] = []
+        if positions:
+            if offer_id is None:
+                chosen = self.model.decide(frame, datetime.now(UTC).replace(tzinfo=None), False)["offer_id"]
+                offers = [None if offer == NO_MESSAGE else str(offer) for offer in chosen]
+            else:
+                offers = [offer_id] * len(frame)
+            results = self.model.explain(frame, request["top_k"], offers)
+            for row, index in enumerate(positions):
+                result = results[row]
+                explanations.append(
+                    CustomerExplanation(
+                        index=index,
+                        customer_id=str(frame["customer_id"].iloc[row]),
+                        churn_risk=_number(result.get("churn_risk")),
+                        churn=[Contribution(feature=feature, value=_feature_value(value), contribution=float(shap))
+                               for feature, value, shap in result["churn"]],
+                        offer_id=offers[row],
+                        uplift=[Contribution(feature=feature, value=_feature_value(value), contribution=float(shap))
+                                for feature, value, shap in result["uplift"]],
+                    )
+                )
+        return ExplainResponse(explanations=explanations, errors=errors, model=self._info())
+
+    @metadata_app.get("/metadata", response_model=Metadata)
+    def metadata(self) -> Metadata:
+        """Model versions, snapshot as-of time and catalog version."""
+        return Metadata(
+            **self._info().model_dump(), offers=self.model.offer_ids, snapshot_customers=self.snapshot.customer_count
+        )
+
+
+NboService.add_asgi_middleware(AuthAndLimitMiddleware)

@@ -1,0 +1,376 @@
+"""The latest feature snapshot, looked up by customer id while serving.
+
+The pipeline calls `publish_snapshot(frame, path)` after building a snapshot; the service opens
+it with `open_snapshot_store(location)`. The embedded default is one SQLite file (customer_id is
+the primary key, so a lookup is an index probe); it is written to a temporary file and renamed
+into place, and the store notices the new file and reopens it, so a running service moves to the
+new snapshot without a restart. A `postgresql://` URL is the production option behind the same
+interface (it needs a Postgres driver, e.g. psycopg, which this environment does not install).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PostgresSnapshotStore", "SQLiteSnapshotStore", "SnapshotStore", "open_snapshot_store", "publish_snapshot"]
+
+CUSTOMER_ID = "customer_id"
+_TABLE = "snapshot"
+_META_TABLE = "snapshot_meta"
+_LOOKUP_CHUNK = 5_000
+
+
+class SnapshotStore(Protocol):
+    """Customers' latest features by id."""
+
+    @property
+    def as_of(self) -> pd.Timestamp | None: ...
+
+    @property
+    def customer_count(self) -> int | None: ...
+
+    def lookup(self, customer_ids: Sequence[str]) -> pd.DataFrame:
+        """Rows of the customers found (any order, each once), dtypes as published."""
+        ...
+
+    def close(self) -> None: ...
+
+
+# ----------------------------------------------------------------------------------------------
+# Column encoding: SQL stores numbers, text and microsecond integers; the metadata restores dtypes
+# ----------------------------------------------------------------------------------------------
+
+
+def _kind(dtype: Any) -> str:
+    if pd.api.types.is_bool_dtype(dtype):
+        return "bool"
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "timestamp"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "int"
+    if pd.api.types.is_numeric_dtype(dtype):
+        return "float"
+    return "str"
+
+
+def _sql_type(kind: str) -> str:
+    return {"bool": "INTEGER", "timestamp": "INTEGER", "int": "INTEGER", "float": "REAL"}.get(kind, "TEXT")
+
+
+def _encode(column: pd.Series, kind: str) -> list[Any]:
+    """Python values SQL drivers accept: None for missing, microseconds for timestamps."""
+    missing = column.isna().to_numpy()
+    if kind == "timestamp":
+        values = column.dt.tz_localize(None) if getattr(column.dt, "tz", None) is not None else column
+        micros = values.to_numpy(dtype="datetime64[us]").astype(np.int64)
+        return [None if gone else int(value) for value, gone in zip(micros, missing, strict=True)]
+    if kind in ("bool", "int"):
+        numbers = column.to_numpy(dtype=float, na_value=np.nan)
+        return [None if gone else int(value) for value, gone in zip(numbers, missing, strict=True)]
+    if kind == "float":
+        numbers = column.to_numpy(dtype=float, na_value=np.nan)
+        return [None if gone else float(value) for value, gone in zip(numbers, missing, strict=True)]
+    return [None if gone else str(value) for value, gone in zip(column.to_numpy(dtype=object), missing, strict=True)]
+
+
+def _decode(values: np.ndarray, kind: str, dtype: str) -> Any:
+    """The published dtype back from a column of SQL values (object array)."""
+    missing = np.array([value is None for value in values], dtype=bool)
+    if kind == "str":
+        return pd.array(values, dtype="str")
+    numbers = np.where(missing, np.nan, values).astype(float)
+    if kind == "timestamp":
+        stamps = np.where(missing, np.iinfo(np.int64).min, np.nan_to_num(numbers)).astype(np.int64)
+        return stamps.view("datetime64[us]")
+    if kind == "bool":
+        if missing.any() or dtype == "boolean":
+            return pd.array(np.where(missing, None, numbers > 0.5), dtype="boolean")
+        return numbers > 0.5
+    if kind == "int":
+        if missing.any() or dtype[:1].isupper():  # nullable Int64 and friends
+            return pd.array(np.where(missing, None, numbers), dtype="Int64")
+        return numbers.astype(np.int64)
+    return numbers
+
+
+def _as_of_of(frame: pd.DataFrame, as_of: Any) -> str | None:
+    if as_of is None and "as_of" in frame.columns and len(frame):
+        as_of = frame["as_of"].max()
+    if as_of is None or pd.isna(as_of):
+        return None
+    stamp = pd.Timestamp(as_of)
+    return (stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp).isoformat()
+
+
+def _check_frame(frame: pd.DataFrame) -> None:
+    if CUSTOMER_ID not in frame.columns:
+        raise ValueError(f"the snapshot has no {CUSTOMER_ID!r} column; columns start {list(frame.columns)[:8]}")
+    ids = frame[CUSTOMER_ID]
+    if ids.isna().any():
+        raise ValueError(f"the snapshot has {int(ids.isna().sum())} rows without a customer_id")
+    duplicated = ids[ids.duplicated()].astype(str).unique()[:5].tolist()
+    if duplicated:
+        raise ValueError(f"the snapshot repeats customer ids, e.g. {duplicated}; publish one row per customer")
+
+
+# ----------------------------------------------------------------------------------------------
+# Publishing
+# ----------------------------------------------------------------------------------------------
+
+
+def publish_snapshot(frame: pd.DataFrame, path: str | Path, *, as_of: Any = None) -> str:
+    """Write the latest snapshot (one row per customer) where the service reads it; returns where.
+
+    `path` is a SQLite file (written to a temporary file, fsynced and renamed into place, so a
+    reader sees the old or the new snapshot, never half of one) or a `postgresql://` URL.
+    `as_of` defaults to the frame's `as_of` column.
+    """
+    _check_frame(frame)
+    location = str(path)
+    if location.startswith(("postgresql://", "postgresql+", "postgres://")):
+        return _publish_postgres(frame, location, _as_of_of(frame, as_of))
+    target = Path(location)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    temporary.unlink(missing_ok=True)
+    try:
+        _write_sqlite(frame, temporary, _as_of_of(frame, as_of))
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    directory = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    logger.info("published snapshot of %d customers to %s", len(frame), target)
+    return str(target)
+
+
+def _metadata(frame: pd.DataFrame, as_of: str | None) -> dict[str, str]:
+    columns = [[str(name), _kind(frame[name].dtype), str(frame[name].dtype)] for name in frame.columns]
+    return {
+        "columns": json.dumps(columns),
+        "as_of": as_of or "",
+        "published_at": datetime.now(UTC).isoformat(),
+        "customers": str(len(frame)),
+    }
+
+
+def _write_sqlite(frame: pd.DataFrame, path: Path, as_of: str | None) -> None:
+    kinds = {str(name): _kind(frame[name].dtype) for name in frame.columns}
+    names = list(kinds)
+    definitions = ", ".join(
+        f'"{name}" {_sql_type(kinds[name])}' + (" PRIMARY KEY" if name == CUSTOMER_ID else "") for name in names
+    )
+    encoded = [_encode(frame[name], kinds[name]) for name in frame.columns]
+    connection = sqlite3.connect(path)
+    try:
+        connection.execute("PRAGMA journal_mode=OFF")
+        connection.execute(f"CREATE TABLE {_TABLE} ({definitions}) WITHOUT ROWID")
+        connection.execute(f"CREATE TABLE {_META_TABLE} (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        placeholders = ", ".join("?" for _ in names)
+        connection.executemany(f"INSERT INTO {_TABLE} VALUES ({placeholders})", zip(*encoded, strict=True))
+        connection.executemany(f"INSERT INTO {_META_TABLE} VALUES (?, ?)", _metadata(frame, as_of).items())
+        connection.commit()
+    finally:
+        connection.close()
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading
+# ----------------------------------------------------------------------------------------------
+
+
+class _Layout:
+    """Column names, kinds and dtypes of a published snapshot, from its metadata."""
+
+    def __init__(self, metadata: dict[str, str]) -> None:
+        columns = json.loads(metadata["columns"])
+        self.names = [name for name, _, _ in columns]
+        self.kinds = [kind for _, kind, _ in columns]
+        self.dtypes = [dtype for _, _, dtype in columns]
+        self.as_of = pd.Timestamp(metadata["as_of"]) if metadata.get("as_of") else None
+        self.customers = int(metadata["customers"]) if metadata.get("customers") else None
+
+    def frame(self, rows: list[tuple]) -> pd.DataFrame:
+        matrix = np.array(rows, dtype=object).reshape(len(rows), len(self.names))
+        data = {
+            name: _decode(matrix[:, position], kind, dtype)
+            for position, (name, kind, dtype) in enumerate(zip(self.names, self.kinds, self.dtypes, strict=True))
+        }
+        return pd.DataFrame(data, copy=False)
+
+
+class SQLiteSnapshotStore:
+    """Snapshot lookups in a SQLite file; reopens when the pipeline publishes a new file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(
+                f"no feature snapshot at {self.path}; publish one with serving.snapshot_store.publish_snapshot "
+                "or point NBO_SNAPSHOT at it"
+            )
+        self._lock = threading.Lock()
+        self._connection: sqlite3.Connection | None = None
+        self._identity: tuple[int, int] | None = None
+        self._layout: _Layout | None = None
+        with self._lock:
+            self._refresh()
+
+    def _refresh(self) -> _Layout:
+        status = os.stat(self.path)
+        identity = (status.st_ino, status.st_mtime_ns)
+        if identity != self._identity or self._layout is None:
+            connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            try:
+                metadata = dict(connection.execute(f"SELECT key, value FROM {_META_TABLE}").fetchall())
+                layout = _Layout(metadata)
+            except (sqlite3.DatabaseError, KeyError, ValueError) as error:
+                connection.close()
+                raise ValueError(
+                    f"{self.path} is not a snapshot written by publish_snapshot ({error}); republish it"
+                ) from error
+            if self._connection is not None:
+                self._connection.close()
+            self._connection, self._layout, self._identity = connection, layout, identity
+            logger.info("opened snapshot %s as of %s (%s customers)", self.path, layout.as_of, layout.customers)
+        return self._layout
+
+    @property
+    def as_of(self) -> pd.Timestamp | None:
+        return self._layout.as_of if self._layout else None
+
+    @property
+    def customer_count(self) -> int | None:
+        return self._layout.customers if self._layout else None
+
+    def lookup(self, customer_ids: Sequence[str]) -> pd.DataFrame:
+        """Rows of the customers found (each once), dtypes as published."""
+        unique = list(dict.fromkeys(str(customer_id) for customer_id in customer_ids))
+        with self._lock:
+            layout = self._refresh()
+            rows: list[tuple] = []
+            for start in range(0, len(unique), _LOOKUP_CHUNK):
+                chunk = unique[start : start + _LOOKUP_CHUNK]
+                placeholders = ", ".join("?" for _ in chunk)
+                rows.extend(
+                    self._connection.execute(
+                        f'SELECT * FROM {_TABLE} WHERE "{CUSTOMER_ID}" IN ({placeholders})', chunk
+                    ).fetchall()
+                )
+        return layout.frame(rows)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+
+# ----------------------------------------------------------------------------------------------
+# Postgres (production option; needs SQLAlchemy and a driver such as psycopg)
+# ----------------------------------------------------------------------------------------------
+
+
+def _engine(url: str):
+    from sqlalchemy import create_engine
+
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except ModuleNotFoundError as error:
+        raise ValueError(
+            f"a Postgres snapshot needs a driver that is not installed ({error.name}); "
+            "install psycopg (postgresql+psycopg://...) or use a SQLite snapshot file"
+        ) from error
+
+
+_POSTGRES_TYPES = {"INTEGER": "BIGINT", "REAL": "DOUBLE PRECISION", "TEXT": "TEXT"}
+
+
+def _publish_postgres(frame: pd.DataFrame, url: str, as_of: str | None) -> str:
+    """Write both tables under new names, then swap them in one transaction."""
+    from sqlalchemy import text
+
+    kinds = {str(name): _kind(frame[name].dtype) for name in frame.columns}
+    encoded = pd.DataFrame({name: _encode(frame[name], kinds[name]) for name in kinds}, dtype=object)
+    engine = _engine(url)
+    with engine.begin() as connection:
+        definitions = ", ".join(
+            f'"{name}" {_POSTGRES_TYPES[_sql_type(kind)]}'
+            + (" PRIMARY KEY" if name == CUSTOMER_ID else "")
+            for name, kind in kinds.items()
+        )
+        connection.execute(text(f"DROP TABLE IF EXISTS {_TABLE}_new"))
+        connection.execute(text(f"DROP TABLE IF EXISTS {_META_TABLE}_new"))
+        connection.execute(text(f"CREATE TABLE {_TABLE}_new ({definitions})"))
+        connection.execute(text(f"CREATE TABLE {_META_TABLE}_new (key TEXT PRIMARY KEY, value TEXT NOT NULL)"))
+        encoded.to_sql(f"{_TABLE}_new", connection, if_exists="append", index=False, chunksize=10_000)
+        connection.execute(
+            text(f"INSERT INTO {_META_TABLE}_new VALUES (:key, :value)"),
+            [{"key": key, "value": value} for key, value in _metadata(frame, as_of).items()],
+        )
+        for table in (_TABLE, _META_TABLE):
+            connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
+            connection.execute(text(f"ALTER TABLE {table}_new RENAME TO {table}"))
+    engine.dispose()
+    return url
+
+
+class PostgresSnapshotStore:
+    """Snapshot lookups in Postgres (same layout as the SQLite file)."""
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy import text
+
+        self._engine = _engine(url)
+        self._text = text
+        with self._engine.connect() as connection:
+            metadata = dict(connection.execute(text(f"SELECT key, value FROM {_META_TABLE}")).fetchall())
+        self._layout = _Layout(metadata)
+
+    @property
+    def as_of(self) -> pd.Timestamp | None:
+        return self._layout.as_of
+
+    @property
+    def customer_count(self) -> int | None:
+        return self._layout.customers
+
+    def lookup(self, customer_ids: Sequence[str]) -> pd.DataFrame:
+        unique = list(dict.fromkeys(str(customer_id) for customer_id in customer_ids))
+        with self._engine.connect() as connection:
+            rows = [
+                tuple(row)
+                for row in connection.execute(
+                    self._text(f'SELECT * FROM {_TABLE} WHERE "{CUSTOMER_ID}" = ANY(:ids)'), {"ids": unique}
+                )
+            ]
+        return self._layout.frame(rows)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+def open_snapshot_store(location: str | Path) -> SnapshotStore:
+    """A store for a SQLite file path or a postgresql:// URL."""
+    text = str(location)
+    if text.startswith(("postgresql://", "postgresql+", "postgres://")):
+        return PostgresSnapshotStore(text)
+    return SQLiteSnapshotStore(text)
