@@ -4,9 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo
 DEMO_CUSTOMERS ?= 20000
+DEMO_PORT ?= 3000
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench bench-features clean
+.PHONY: install demo test lint bench bench-features bench-policy bench-decide clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +20,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/nbo simulate --customers $(DEMO_CUSTOMERS) --months 12 --seed 7 --out $(DEMO_DIR)/world
 	$(BIN)/nbo features build --data $(DEMO_DIR)/world --as-of end --out $(DEMO_DIR)/snapshot.parquet
-	@echo "Demo done: world in $(DEMO_DIR)/world, snapshot in $(DEMO_DIR)/snapshot.parquet"
+	$(BIN)/nbo train churn --data $(DEMO_DIR)/world --as-of latest
+	$(BIN)/nbo train uplift --data $(DEMO_DIR)/world --trials 4
+	$(BIN)/nbo package --data $(DEMO_DIR)/world
+	$(BIN)/nbo decide --data $(DEMO_DIR)/world --as-of end --out $(DEMO_DIR)/decisions.parquet
+	$(BIN)/nbo publish --data $(DEMO_DIR)/world --as-of end --to $(DEMO_DIR)/snapshot.sqlite
+	NBO_SNAPSHOT=$(DEMO_DIR)/snapshot.sqlite NBO_DECISION_LOG=$(DEMO_DIR)/decision_log.sqlite $(BIN)/nbo serve --port $(DEMO_PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -28,10 +34,16 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 --timeout 900
 
-bench: bench-features
+bench: bench-features bench-policy bench-decide
 
 bench-features: $(STAMP)
 	$(BIN)/python benchmarks/bench_features.py
+
+bench-policy: $(STAMP)
+	$(BIN)/python benchmarks/bench_policy.py
+
+bench-decide: $(STAMP)
+	$(BIN)/python benchmarks/bench_decide.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

@@ -40,6 +40,9 @@ LifecycleStage = Literal[
     "upsell_ready",
 ]
 LIFECYCLE_STAGES: tuple[str, ...] = LifecycleStage.__args__
+# The built-in catalog: the lifecycle sequences a retention team runs plus the simulator's offers.
+DEFAULT_CATALOG_PATH = Path(__file__).resolve().with_name("default_catalog.yaml")
+
 OFFER_KINDS: tuple[str, ...] = OfferKind.__args__
 MESSAGE_CHANNELS: tuple[str, ...] = Channel.__args__
 

@@ -6,7 +6,6 @@ thin: they parse flags, call `features`/`models`/`training` functions and print 
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from training.cli_common import (
     console,
     error_console,
     friendly_errors,
+    resolve_as_of,
     setup_logging,
     stage_progress,
 )
@@ -111,33 +111,8 @@ def _transactions_columns(
 
 
 def _resolve_as_of(values: list[str], data: Path, dataset) -> list[datetime]:
-    """Parse --as-of values; `end` means the end of the data (the simulated world's end)."""
-    import pandas as pd
-
-    resolved = []
-    for value in values:
-        if value == "end":
-            resolved.append(_data_end(data, dataset))
-            continue
-        try:
-            resolved.append(pd.Timestamp(value).to_pydatetime())
-        except ValueError:
-            raise ValueError(
-                f"--as-of {value!r} is not a date or timestamp; use e.g. 2025-12-31 or "
-                "'2025-12-31 06:00' or 'end'"
-            ) from None
-    return resolved
-
-
-def _data_end(data: Path, dataset) -> datetime:
-    """The simulated world's end, or midnight after the last transaction."""
-    import pandas as pd
-
-    meta_path = Path(data) / "world.json"
-    if meta_path.exists():
-        return pd.Timestamp(json.loads(meta_path.read_text())["end"]).to_pydatetime()
-    last = dataset["transactions"].ts.max().execute()
-    return (pd.Timestamp(last).normalize() + pd.Timedelta(days=1)).to_pydatetime()
+    """Parse every --as-of value (`end` = the end of the data)."""
+    return [resolve_as_of(value, data, dataset) for value in values]
 
 
 @features_app.command("build")
@@ -254,7 +229,7 @@ def _mount_stage_groups() -> None:
     """Attach the stage commands that live in their own modules (imports there are lazy)."""
     from training.cli_churn import churn_app, train_app, tune_app
     from training.cli_nbo import decide_command, package_command, train_uplift_command
-    from training.cli_serve import serve
+    from training.cli_serve import publish, serve
     from training.cli_uplift import policy_app, uplift_app
 
     train_app.command("uplift")(train_uplift_command)
@@ -266,6 +241,7 @@ def _mount_stage_groups() -> None:
     app.command("decide")(decide_command)
     app.command("package")(package_command)
     app.command("serve")(serve)
+    app.command("publish")(publish)
 
 
 _mount_stage_groups()

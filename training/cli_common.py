@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -57,3 +59,18 @@ def setup_logging(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+
+def resolve_as_of(value: str, data: Path, dataset):
+    """`end` = the simulated world's end (or midnight after the last order); else a timestamp."""
+    import pandas as pd
+
+    from features.snapshot import data_bounds, parse_timestamp
+
+    if value != "end":
+        return parse_timestamp(value, "--as-of")
+    meta = Path(data) / "world.json"
+    if meta.is_file():
+        return parse_timestamp(json.loads(meta.read_text())["end"], "world end")
+    _, last = data_bounds(dataset)
+    return (pd.Timestamp(last).normalize() + pd.Timedelta(days=1)).as_unit("us")

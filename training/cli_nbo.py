@@ -14,26 +14,11 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from training.cli_common import console, friendly_errors, stage_progress
+from features.catalog import DEFAULT_CATALOG_PATH as DEFAULT_CATALOG
+from training.cli_common import console, friendly_errors, resolve_as_of, stage_progress
 
 __all__ = ["decide_command", "nbo_app", "package_command", "train_uplift_command"]
 
-DEFAULT_CATALOG = Path(__file__).resolve().parents[1] / "features" / "default_catalog.yaml"
-
-
-def _resolve_as_of(value: str, data: Path, dataset):
-    """`end` = the simulated world's end (or midnight after the last order); else a timestamp."""
-    import pandas as pd
-
-    from features.snapshot import data_bounds, parse_timestamp
-
-    if value != "end":
-        return parse_timestamp(value, "--as-of")
-    meta = Path(data) / "world.json"
-    if meta.is_file():
-        return parse_timestamp(json.loads(meta.read_text())["end"], "world end")
-    _, last = data_bounds(dataset)
-    return (pd.Timestamp(last).normalize() + pd.Timedelta(days=1)).as_unit("us")
 
 
 def _print_summary(result) -> None:
@@ -89,7 +74,7 @@ def decide_command(
 
         mlflow.set_tracking_uri(default_tracking_uri())
         dataset = open_dataset(data, validate=validate)
-        resolved = _resolve_as_of(as_of, data, dataset)
+        resolved = resolve_as_of(as_of, data, dataset)
         with stage_progress("deciding") as progress:
             progress("snapshot and decisions", 0.1)
             result = run_decide(dataset, resolved, out, model_uri=model_uri, now=now, feature_set=feature_set)
@@ -133,7 +118,7 @@ def package_command(
         )
         setup_tracking("nbo")
         dataset = open_dataset(data, validate=True)
-        resolved = _resolve_as_of(as_of, data, dataset)
+        resolved = resolve_as_of(as_of, data, dataset)
         with stage_progress("packaging nbo") as progress:
             progress("snapshot", 0.1)
             snapshot = build_snapshot(dataset, resolved, feature_set=feature_set)

@@ -65,3 +65,30 @@ def serve(
 
 
 serve_app.command("serve")(serve)
+
+
+def publish(
+    data: Path = typer.Option(..., help="Folder of contract tables or a DuckDB file."),
+    as_of: str = typer.Option("end", help="Snapshot time; 'end' = end of the data."),
+    to: str = typer.Option(None, help="Snapshot SQLite file or postgresql:// URL (default NBO_SNAPSHOT)."),
+    catalog: Path = typer.Option(None, help="Offers catalog YAML (default: the built-in catalog)."),
+) -> None:
+    """Build the latest snapshot with customer context (consents, time zone, last sends) for the service.
+
+    Example: nbo publish --data demo/world --as-of end --to demo/snapshot.sqlite
+    """
+    from features.catalog import DEFAULT_CATALOG_PATH, load_catalog
+    from features.io import open_dataset
+    from serving.config import ServingSettings
+    from serving.snapshot_store import publish_snapshot
+    from training.cli_common import friendly_errors, resolve_as_of
+    from training.decide import decision_frame
+
+    with friendly_errors():
+        dataset = open_dataset(data)
+        as_of = resolve_as_of(as_of, data, dataset)
+        offers = load_catalog(catalog or DEFAULT_CATALOG_PATH).offer_ids
+        frame = decision_frame(dataset, as_of, offers)
+        target = to or ServingSettings.from_env().snapshot
+        where = publish_snapshot(frame, target)
+    console.print(f"Published {len(frame):,} customers as of {as_of} to {where}")
