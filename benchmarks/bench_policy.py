@@ -293,10 +293,16 @@ def main() -> int:
     for item in results:
         print(f"| {item['policy']} | {item['messages']:,} | {item['true_profit']:,.1f} | "
               f"{item['true_profit_per_1000_customers']:,.1f} |")  # fmt: skip
+
+    def ratio(value: float) -> str:
+        # a baseline that loses money makes any profitable policy "infinitely" better: say so
+        return f"{value:.2f}x" if np.isfinite(value) else "n/a (baseline loses money)"
+
     print(
         f"\nlearned / oracle = {of_oracle:.3f} (target >= {TARGET_OF_ORACLE}); learned / baseline = "
-        f"{over_baseline:.2f}x (target >= {TARGET_OVER_BASELINE}x); vs eligible-pool baseline {over_eligible:.2f}x"
+        f"{ratio(over_baseline)} (target >= {TARGET_OVER_BASELINE}x); vs eligible-pool baseline {ratio(over_eligible)}"
     )
+    print(f"learned - baseline = {learned_profit - baseline_profit:,.1f}")
     print(f"feature ceiling / oracle = {results[4]['true_profit'] / oracle_profit:.3f}")
     print(f"learned policy's own expected profit {expected_learned:,.1f} vs true {learned_profit:,.1f}")
     print(f"uplift learners {uplift.models.metadata['learners']}; timings "

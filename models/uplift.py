@@ -16,6 +16,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+from scipy.special import expit
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
@@ -105,6 +106,39 @@ class SLearner(BaseUpliftLearner):
             params["interaction_constraints"] = constraints
         self.model_ = make_outcome_model(inputs.outcome_type, params)
         self.model_.fit(self._with_treatment(inputs.features, inputs.codes), inputs.outcome)
+        self.shifts_ = None
+        if self.treatment_interactions == "none" and _has_canonical_link(self.model_):
+            self.shifts_ = self._refit_shifts(inputs)
+
+    def _baseline_score(self, features: pd.DataFrame) -> NDArray[np.float64]:
+        """The link-scale score of the feature trees alone (every arm indicator at 0)."""
+        control = self._with_treatment(features, np.zeros(len(features), dtype=np.int64))
+        return np.asarray(self.model_.predict(control, raw_score=True), dtype=np.float64)
+
+    def _refit_shifts(self, inputs: UpliftInputs) -> NDArray[np.float64]:
+        """Maximum-likelihood shift of each label given the baseline score.
+
+        Boosting learns the arms' constant shifts in shrunken steps and stops short of them, which
+        leaves rankings intact but biases the effect towards zero; one exact 1-parameter fit per
+        label (Newton for log-odds, the mean residual for squared error) removes that bias.
+        """
+        baseline = self._baseline_score(inputs.features)
+        shifts = np.zeros(len(inputs.labels))
+        for code in range(len(inputs.labels)):
+            rows = inputs.codes == code
+            base_score, outcome = baseline[rows], inputs.outcome[rows]
+            if inputs.outcome_type != "binary":
+                shifts[code] = float(np.mean(outcome - base_score))
+                continue
+            shift = 0.0
+            for _ in range(50):
+                probability = expit(base_score + shift)
+                step = (outcome - probability).sum() / max((probability * (1 - probability)).sum(), 1e-12)
+                shift += step
+                if abs(step) < 1e-10:
+                    break
+            shifts[code] = shift
+        return shifts
 
     def predict_outcomes(self, X: pd.DataFrame | NDArray) -> NDArray[np.float64]:
         """Expected outcome under every label (control first, then `arms_`), shape (n, 1 + n_arms)."""
@@ -114,6 +148,9 @@ class SLearner(BaseUpliftLearner):
 
     def _outcomes(self, features: pd.DataFrame) -> NDArray[np.float64]:
         n_rows = len(features)
+        if getattr(self, "shifts_", None) is not None:
+            scores = self._baseline_score(features)[:, None] + self.shifts_[None, :]
+            return expit(scores) if self.outcome_type_ == "binary" else scores
         return np.column_stack(
             [
                 predict_outcome(self.model_, self._with_treatment(features, np.full(n_rows, code)))
@@ -124,6 +161,14 @@ class SLearner(BaseUpliftLearner):
     def _predict_uplift(self, features: pd.DataFrame) -> NDArray[np.float64]:
         expected = self._outcomes(features)
         return expected[:, 1:] - expected[:, [0]]
+
+
+def _has_canonical_link(model: lgb.LGBMModel) -> bool:
+    """Log-odds for a binary classifier or identity for squared error: shifts can be refitted."""
+    objective = model.get_params().get("objective")
+    if isinstance(model, lgb.LGBMClassifier):
+        return objective in (None, "binary")
+    return objective in (None, "regression", "l2")
 
 
 class TLearner(BaseUpliftLearner):
@@ -323,7 +368,14 @@ class AveragingLearner(BaseUpliftLearner):
         self.control = control
         self.outcome = outcome
 
-    def fit(self, X, y, *, treatment, propensity=None) -> AveragingLearner:
+    def fit(
+        self,
+        X: pd.DataFrame | NDArray,
+        y: NDArray | Sequence[float],
+        *,
+        treatment: NDArray | Sequence[Any],
+        propensity: Any = None,
+    ) -> AveragingLearner:
         """Fit every member (with this learner's control and outcome) on the same data."""
         members = self.learners if self.learners is not None else default_members()
         if not members:
@@ -340,7 +392,7 @@ class AveragingLearner(BaseUpliftLearner):
         self.feature_names_in_, self.n_features_in_ = first.feature_names_in_, first.n_features_in_
         return self
 
-    def predict(self, X) -> NDArray[np.float64]:
+    def predict(self, X: pd.DataFrame | NDArray) -> NDArray[np.float64]:
         """Mean of the members' uplift estimates, shape (n_rows, len(arms_))."""
         check_is_fitted(self, "learners_")
         return np.mean([learner.predict(X) for learner in self.learners_], axis=0)

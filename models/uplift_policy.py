@@ -5,6 +5,9 @@ another action is better for a customer *and* that claim survives cross-validati
 are kept only when their out-of-fold doubly robust gain over the best constant action exceeds
 `min_z` standard errors. On noisy outcomes (rare, heavy-tailed spend) this keeps the policy
 from chasing noise, which is what makes per-arm argmax policies lose to "always the best arm".
+The best constant action is chosen on the model's (direct-method) values: for spend, purchase
+probability x amount is far less noisy than averaging raw spend, where a few large orders can
+make the worse arm look better.
 """
 
 from __future__ import annotations
@@ -47,10 +50,11 @@ AMOUNT_PARAMS: dict[str, Any] = {
 
 
 class _HurdleValueModel:
-    """E[y | x, action] = P(y > 0 | x, action) x E[y | y > 0, x, action] for zero-inflated outcomes.
+    """E[y | x, action] = P(y > 0 | x, action) x E[y | y > 0, x] for zero-inflated outcomes.
 
     The purchase probability uses an uplift learner's per-label outcome model; the amount given a
-    purchase is one small regressor shared by all actions (the action is a feature).
+    purchase is one small regressor pooled over actions: the message changes whether people buy
+    more than how much, and pooling keeps a few large orders from deciding between arms.
     """
 
     def __init__(self, learner: str, random_state: int | None, hurdle: bool) -> None:
@@ -72,9 +76,7 @@ class _HurdleValueModel:
         if self.hurdle:
             positive = outcome > 0
             params = lightgbm_params(AMOUNT_PARAMS, self.random_state)
-            self.amount_ = lgb.LGBMRegressor(**params).fit(
-                _with_action(features[positive], codes[positive], self.n_labels), outcome[positive]
-            )
+            self.amount_ = lgb.LGBMRegressor(**params).fit(features[positive], outcome[positive])
         return self
 
     def predict(self, features: pd.DataFrame) -> NDArray[np.float64]:
@@ -84,19 +86,8 @@ class _HurdleValueModel:
         response = response[:, np.argsort(order)]
         if self.amount_ is None:
             return response
-        amounts = np.column_stack(
-            [
-                self.amount_.predict(_with_action(features, np.full(len(features), code), self.n_labels))
-                for code in range(self.n_labels)
-            ]
-        )
-        return response * np.maximum(amounts, 0.0)
-
-
-def _with_action(features: pd.DataFrame, codes: NDArray, n_labels: int) -> pd.DataFrame:
-    frame = features.copy()
-    frame["__action__"] = pd.Categorical(codes, categories=range(n_labels))
-    return frame
+        amounts = np.maximum(self.amount_.predict(features), 0.0)
+        return response * amounts[:, None]
 
 
 class GatedArmPolicy(BaseEstimator):
@@ -153,7 +144,7 @@ class GatedArmPolicy(BaseEstimator):
             pd.DataFrame(out_of_fold, columns=range(len(self.labels_))),
             action_cost=dict(enumerate(self.costs_)),
         ).to_numpy()
-        self.base_code_ = int(np.argmax(rewards.mean(axis=0)))
+        self.base_code_ = int(np.argmax((out_of_fold - self.costs_).mean(axis=0)))
         self.base_action_ = self.labels_[self.base_code_]
         self.margin_, self.selection_ = self._choose_margin(out_of_fold - self.costs_, rewards)
         self.value_model_ = _HurdleValueModel(self.learner, self.random_state, self.hurdle_).fit(

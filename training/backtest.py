@@ -74,6 +74,12 @@ class CampaignTable:
     def is_binary(self) -> bool:
         return bool(np.isin(self.outcome, [0.0, 1.0]).all())
 
+    @property
+    def codes(self) -> np.ndarray:
+        """Integer arm codes: control 0, then the arms in sorted order (1, 2, ...)."""
+        mapping = {label: code for code, label in enumerate([self.control, *self.arms])}
+        return np.array([mapping[label] for label in self.treatment], dtype=np.int64)
+
 
 def prepare_campaign(
     table: pd.DataFrame,
@@ -162,12 +168,14 @@ def _feature_frame(table: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     return frame
 
 
-def _split(strata: np.ndarray, seed: int, splits: int) -> tuple[np.ndarray, np.ndarray]:
+def _split(strata: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A stratified 50/50 split. Strata are integers (arm code, or arm code x 2 + outcome), the
+    encoding the published Hillstrom figures used, so the same seeds give the same splits."""
     counts = pd.Series(strata).value_counts()
     if counts.min() < 2:
         raise ValueError(
-            f"stratum {counts.idxmin()!r} has only {counts.min()} row; every treatment x outcome "
-            "group needs at least 2 rows for a 50/50 stratified split"
+            f"a treatment x outcome group has only {counts.min()} row; every arm (and, for a 0/1 "
+            "outcome, every arm x outcome pair) needs at least 2 rows for a stratified 50/50 split"
         )
     rows = np.arange(len(strata))
     train_rows, test_rows = train_test_split(rows, test_size=0.5, stratify=strata, random_state=seed)
@@ -229,13 +237,11 @@ def run_visit_backtest(
         features=features, arm=arm,
     )
     metric_name = "qini" if campaign.is_binary else "qini_gain"
-    strata = campaign.treatment.astype(str)
-    if campaign.is_binary:
-        strata = np.char.add(np.char.add(strata, "|"), campaign.outcome.astype(int).astype(str))
+    strata = campaign.codes * 2 + campaign.outcome.astype(int) if campaign.is_binary else campaign.codes
     started = time.perf_counter()
     records = []
     for seed in range(splits):
-        train_rows, test_rows = _split(strata, seed, splits)
+        train_rows, test_rows = _split(strata, seed)
         model = _make_visit_learner(learner, campaign.control, seed, candidates)
         model.fit(
             campaign.features.iloc[train_rows], campaign.outcome[train_rows],
@@ -326,11 +332,11 @@ def run_policy_backtest(
         shares = pd.Series(campaign.treatment).value_counts(normalize=True)
         propensity = shares.reindex(campaign.treatment).to_numpy(np.float64)
     costs = {label: (0.0 if label == campaign.control else float(cost_per_send)) for label in labels}
-    strata = campaign.treatment.astype(str)
+    strata = campaign.codes
     started = time.perf_counter()
     records = []
     for seed in range(splits):
-        train_rows, test_rows = _split(strata, seed, splits)
+        train_rows, test_rows = _split(strata, seed)
         policy = GatedArmPolicy(
             control=campaign.control, cost_per_send=cost_per_send, learner=learner,
             min_z=min_z, random_state=seed,

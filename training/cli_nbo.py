@@ -59,6 +59,7 @@ def decide_command(
     now: str = typer.Option(None, help="Decision time (UTC); default the as-of time."),
     feature_set: str = typer.Option(None, help="Snapshot feature set; default the one the model records."),
     summary_json: Path = typer.Option(None, help="Also write the summary as JSON here."),
+    threads: int = typer.Option(None, help="Prediction threads for the models (default: as trained)."),
     validate: bool = typer.Option(True, help="Validate the input against the data contract first."),
 ) -> None:
     """Decide for every customer: which offer, on which channel, when, or nothing, and why.
@@ -77,7 +78,9 @@ def decide_command(
         resolved = resolve_as_of(as_of, data, dataset)
         with stage_progress("deciding") as progress:
             progress("snapshot and decisions", 0.1)
-            result = run_decide(dataset, resolved, out, model_uri=model_uri, now=now, feature_set=feature_set)
+            result = run_decide(
+                dataset, resolved, out, model_uri=model_uri, now=now, feature_set=feature_set, threads=threads
+            )
         if summary_json is not None:
             from features.storage import write_atomic
 

@@ -129,11 +129,17 @@ def run_decide(
     model_uri: str = CHAMPION_URI,
     now: object | None = None,
     feature_set: str | None = None,
+    threads: int | None = None,
 ) -> DecideResult:
-    """Decide for every customer at `as_of` (decision time `now`, default `as_of`); write `out`."""
+    """Decide for every customer at `as_of` (decision time `now`, default `as_of`); write `out`.
+
+    `threads` sets the models' prediction threads (None: as trained).
+    """
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     nbo = model if model is not None else load_nbo_model(model_uri)
+    if threads is not None:
+        nbo.threads = threads
     seconds["load_model"] = time.perf_counter() - started
     as_of = parse_timestamp(as_of, "--as-of")
     feature_set = feature_set or nbo.metadata.get("decision_feature_set", "all")

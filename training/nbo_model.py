@@ -26,6 +26,8 @@ from features.catalog import Catalog
 from models.churn import ChurnClassifier
 from models.policy import DECISION_COLUMNS, Decisions, decide
 from models.policy_config import BASELINE_CONVERT, NO_MESSAGE, PolicyConfig, column_for
+from models.policy_options import OptionGrid, utc_now
+from models.policy_rules import NOT_SUPPRESSED, evaluate_rules, suppression_codes
 from models.reasons import Contributions, describe_drivers
 from models.send_time import SendTimeModel
 from models.uplift_base import BaseUpliftLearner, FeatureEncoder, predict_outcome
@@ -192,6 +194,27 @@ def uplift_contributions(learner: BaseUpliftLearner, frame: pd.DataFrame, arm: s
     return Contributions(np.asarray(values, dtype=float)[:, :-1], names)
 
 
+def set_prediction_threads(obj: Any, threads: int, _seen: set[int] | None = None) -> int:
+    """Set the prediction threads (`n_jobs`) of every fitted LightGBM model inside `obj` (learners,
+    bundles, lists, tuples, dicts); returns how many were set."""
+    import lightgbm as lgb
+
+    seen = set() if _seen is None else _seen
+    if obj is None or id(obj) in seen or isinstance(obj, (str, bytes, int, float, np.ndarray, pd.DataFrame)):
+        return 0
+    seen.add(id(obj))
+    if isinstance(obj, lgb.LGBMModel):
+        obj.set_params(n_jobs=threads)
+        return 1
+    if isinstance(obj, (list, tuple, set)):
+        return sum(set_prediction_threads(item, threads, seen) for item in obj)
+    if isinstance(obj, dict):
+        return sum(set_prediction_threads(item, threads, seen) for item in obj.values())
+    if type(obj).__module__.split(".")[0] in ("models", "training") or hasattr(obj, "__dataclass_fields__"):
+        return sum(set_prediction_threads(item, threads, seen) for item in vars(obj).values())
+    return 0
+
+
 def merge_decisions(parts: Sequence[Decisions]) -> Decisions:
     """Decisions of consecutive chunks of customers as one (same catalog and channels)."""
     if not parts:
@@ -214,6 +237,8 @@ def merge_decisions(parts: Sequence[Decisions]) -> Decisions:
 class NboModel(mlflow.pyfunc.PythonModel):
     """Churn model, uplift models, catalog, policy settings and send-time model in one object.
 
+    `threads` sets LightGBM's prediction threads (None: as trained); `skip_blocked` skips uplift
+    scoring for customers the hard rules leave without any option (decisions are identical).
     `explain` chooses which SHAP drivers are written: "messaged" (default: churn and uplift
     drivers for customers who get a message; everyone gets rule reason codes), "all" (churn
     drivers for everyone too; TreeSHAP then costs ~90 s per million customers here) or "none".
@@ -230,6 +255,8 @@ class NboModel(mlflow.pyfunc.PythonModel):
         value: CustomerValue | None = None,
         explain: str = "messaged",
         chunk_size: int = 200_000,
+        threads: int | None = None,
+        skip_blocked: bool = True,
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
         self.churn_model = churn_model
@@ -240,6 +267,9 @@ class NboModel(mlflow.pyfunc.PythonModel):
         self.value = value or CustomerValue()
         self.explain = explain
         self.chunk_size = chunk_size
+        self.threads = threads
+        self.skip_blocked = skip_blocked
+        self._threads_set: int | None = None
         self.metadata = dict(metadata or {})
 
     # -- inputs --------------------------------------------------------------------------------
@@ -253,10 +283,27 @@ class NboModel(mlflow.pyfunc.PythonModel):
         needed += [self.value.spend_column, self.config.order_value_column]
         return list(dict.fromkeys(needed))
 
-    def decision_inputs(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, Contributions | None]:
+    def blocked_by_rules(self, frame: pd.DataFrame, now: object, as_of: object | None = None) -> NDArray[np.bool_]:
+        """Customers for whom a hard rule removes every option whatever its value (holdout, no
+        consent, lifecycle, cooldown, frequency cap...): their uplift scores cannot change the
+        decision, so scoring them is skipped (their uplift columns read 0)."""
+        grid = OptionGrid.from_catalog(self.catalog, self.config.channels)
+        priced = set(self.config.uplift_priors) | set(self.uplift_models.arms if self.uplift_models else ())
+        source = np.array([offer.offer_id in priced for offer in grid.offers], dtype=bool)
+        masks = evaluate_rules(
+            frame, grid, self.config, utc_now(now),
+            has_estimate=np.broadcast_to(source, (len(frame), len(source))), offers_without_source=~source,
+            as_of=as_of,
+        )  # fmt: skip
+        return (suppression_codes(masks, grid, len(frame)) != NOT_SUPPRESSED).all(axis=1)
+
+    def decision_inputs(
+        self, frame: pd.DataFrame, now: object | None = None, as_of: object | None = None
+    ) -> tuple[pd.DataFrame, Contributions | None]:
         """The frame with churn risk, uplift columns, baseline conversion and customer values added.
 
-        Returns it with the churn contributions (None unless explaining everyone).
+        Returns it with the churn contributions (None unless explaining everyone). With `now`,
+        customers `blocked_by_rules` are not scored by the uplift models.
         """
         missing = [
             column
@@ -276,7 +323,7 @@ class NboModel(mlflow.pyfunc.PythonModel):
             if self.explain == "all" and self.config.top_k_drivers > 0:
                 contributions = churn_contributions(self.churn_model, churn_features)
         if self.uplift_models is not None:
-            added.update(self.uplift_models.predict_columns(frame).to_dict(orient="series"))
+            added.update(self._uplift_columns(frame, now, as_of))
         if BASELINE_CONVERT not in added and BASELINE_CONVERT not in frame.columns:
             added[BASELINE_CONVERT] = np.full(len(frame), self.value.baseline_convert)
         added[self.config.subscriber_value_column] = self.value.subscriber_value(frame)
@@ -287,6 +334,22 @@ class NboModel(mlflow.pyfunc.PythonModel):
         scored = frame.drop(columns=[name for name in added if name in frame.columns])
         scored = pd.concat([scored, pd.DataFrame(added, index=frame.index)], axis=1)
         return scored, contributions
+
+    def _uplift_columns(self, frame: pd.DataFrame, now: object | None, as_of: object | None) -> dict[str, Any]:
+        if now is None or not getattr(self, "skip_blocked", True):
+            return self.uplift_models.predict_columns(frame).to_dict(orient="series")
+        scored_rows = np.flatnonzero(~self.blocked_by_rules(frame, now, as_of))
+        if len(scored_rows) == len(frame):
+            return self.uplift_models.predict_columns(frame).to_dict(orient="series")
+        predicted = self.uplift_models.predict_columns(frame.iloc[scored_rows]) if len(scored_rows) else None
+        if predicted is None:
+            predicted = self.uplift_models.predict_columns(frame.iloc[:1]).iloc[:0]
+        columns = {}
+        for name in predicted.columns:
+            values = np.zeros(len(frame))
+            values[scored_rows] = predicted[name].to_numpy(dtype=float)
+            columns[name] = values
+        return columns
 
     # -- deciding ------------------------------------------------------------------------------
     def decisions(self, frame: pd.DataFrame, now: object | None = None, as_of: object | None = None) -> Decisions:
@@ -320,7 +383,11 @@ class NboModel(mlflow.pyfunc.PythonModel):
         return pd.Timestamp(values[0]) if len(values) else None
 
     def _decide_chunk(self, frame: pd.DataFrame, now: object, as_of: object | None) -> Decisions:
-        scored, contributions = self.decision_inputs(frame.reset_index(drop=True))
+        threads = getattr(self, "threads", None)  # models pickled before these settings existed
+        if threads is not None and getattr(self, "_threads_set", None) != threads:
+            set_prediction_threads((self.churn_model, self.uplift_models), threads)
+            self._threads_set = threads
+        scored, contributions = self.decision_inputs(frame.reset_index(drop=True), now, as_of)
         decisions = decide(
             scored,
             self.catalog,
