@@ -20,7 +20,6 @@ from training.cli_common import console, friendly_errors, resolve_as_of, stage_p
 __all__ = ["decide_command", "nbo_app", "package_command", "train_uplift_command"]
 
 
-
 def _print_summary(result) -> None:
     summary = result.summary
     console.print(
