@@ -33,7 +33,9 @@ import pandas as pd
 from bentoml.exceptions import InvalidArgument, UnprocessableEntity
 from fastapi import FastAPI
 
+from models.contributions import churn_contributions, uplift_contributions
 from models.policy_config import NO_MESSAGE
+from models.reasons import Contributions
 from serving.config import HEALTH_PATHS, ServingSettings
 from serving.decision_log import DecisionLog
 from serving.schemas import (
@@ -108,7 +110,7 @@ class LoadedModel:
         if churn_model is not None:
             features = frame[[str(name) for name in churn_model.feature_names_in_]]
             risk = churn_model.predict_proba(features)[:, 1]
-            contributions = _churn_contributions(churn_model, features)
+            contributions = churn_contributions(churn_model, features)
             for row, top in enumerate(_top(contributions, frame, top_k)):
                 results[row].update(churn_risk=float(risk[row]), churn=top)
         uplift = getattr(model, "uplift_models", None)
@@ -121,7 +123,7 @@ class LoadedModel:
             if len(rows) == 0:
                 continue
             part = frame.iloc[rows]
-            contributions = _uplift_contributions(learner, part[list(uplift.feature_columns)], arm)
+            contributions = uplift_contributions(learner, part[list(uplift.feature_columns)], arm)
             if contributions is None:
                 continue
             for row, top in zip(rows, _top(contributions, part, top_k), strict=True):
@@ -188,43 +190,9 @@ class DecisionBatcher:
                     start += len(frame)
 
 
-def _churn_contributions(churn_model: Any, features: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
-    """TreeSHAP of the churn booster in log-odds, rescaled by a Platt calibrator's slope."""
-    prepared = churn_model.prepare_features(features)
-    values = np.asarray(churn_model.booster_model_.predict(prepared, pred_contrib=True), dtype=float)[:, :-1]
-    calibrator = getattr(churn_model, "calibrator_", None)
-    if calibrator is not None and hasattr(calibrator, "coef_"):
-        values = values * float(calibrator.coef_[0, 0])
-    return values, [str(name) for name in prepared.columns]
-
-
-def _uplift_contributions(learner: Any, features: pd.DataFrame, arm: str) -> tuple[np.ndarray, list[str]] | None:
-    """TreeSHAP of one arm's effect model (DR; X with constant propensities); None otherwise."""
-    effect_models = getattr(learner, "effect_models_", None)
-    arms = [str(label) for label in getattr(learner, "arms_", [])]
-    if effect_models is None or arm not in arms:
-        return None
-    position = arms.index(arm)
-    encoded = learner.encoder_.transform(features)
-    effect = effect_models[position]
-    if isinstance(effect, tuple):
-        constant = getattr(learner, "constant_propensity_", None)
-        if constant is None:
-            return None
-        weight = constant[position + 1] / (constant[position + 1] + constant[0])
-        values = weight * effect[1].predict(encoded, pred_contrib=True) + (1 - weight) * effect[0].predict(
-            encoded, pred_contrib=True
-        )
-    else:
-        values = effect.predict(encoded, pred_contrib=True)
-    return np.asarray(values, dtype=float)[:, :-1], [str(name) for name in encoded.columns]
-
-
-def _top(
-    contributions: tuple[np.ndarray, list[str]], frame: pd.DataFrame, top_k: int
-) -> list[list[tuple[str, Any, float]]]:
+def _top(contributions: Contributions, frame: pd.DataFrame, top_k: int) -> list[list[tuple[str, Any, float]]]:
     """Per row, the top-k (feature, the row's value, contribution) by |contribution|."""
-    values, names = contributions
+    values, names = contributions.values, contributions.feature_names
     order = np.argsort(-np.abs(np.nan_to_num(values)), axis=1, kind="stable")[:, :top_k]
     result = []
     for row in range(len(values)):

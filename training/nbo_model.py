@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from features.catalog import Catalog
 from models.churn import ChurnClassifier
+from models.contributions import churn_contributions, uplift_contributions
 from models.policy import DECISION_COLUMNS, Decisions, decide
 from models.policy_config import BASELINE_CONVERT, NO_MESSAGE, PolicyConfig, column_for
 from models.policy_options import OptionGrid, utc_now
@@ -150,48 +151,6 @@ class CustomerValue(BaseModel):
             )
         spend = frame[self.spend_column].to_numpy(dtype=float, na_value=0.0)
         return self.floor + self.messaging_share * self.margin_rate * np.clip(np.nan_to_num(spend), 0.0, None)
-
-
-def churn_contributions(model: ChurnClassifier, frame: pd.DataFrame) -> Contributions:
-    """Per-customer SHAP contributions to churn log-odds (TreeSHAP from LightGBM itself).
-
-    With Platt calibration they are rescaled by its slope, as in models/explain.py, so they add
-    up on the scale of the reported probability's log-odds.
-    """
-    from sklearn.linear_model import LogisticRegression
-
-    prepared = model.prepare_features(frame)
-    values = np.asarray(model.booster_model_.predict(prepared, pred_contrib=True), dtype=float)[:, :-1]
-    if isinstance(model.calibrator_, LogisticRegression):
-        values = values * float(model.calibrator_.coef_[0, 0])
-    return Contributions(values, list(prepared.columns))
-
-
-def uplift_contributions(learner: BaseUpliftLearner, frame: pd.DataFrame, arm: str) -> Contributions | None:
-    """SHAP contributions to one arm's estimated uplift, when the learner has per-arm effect trees.
-
-    Exact for the DR learner (one effect regressor per arm) and the X learner with known constant
-    propensities (a fixed blend of two regressors); None for the others (S, T, averages).
-    """
-    effect_models = getattr(learner, "effect_models_", None)
-    if effect_models is None or arm not in [str(label) for label in learner.arms_]:
-        return None
-    position = [str(label) for label in learner.arms_].index(arm)
-    encoded = learner.encoder_.transform(frame)
-    names = list(encoded.columns)
-    model = effect_models[position]
-    if isinstance(model, tuple):
-        constant = getattr(learner, "constant_propensity_", None)
-        if constant is None:
-            return None
-        weight = constant[position + 1] / (constant[position + 1] + constant[0])
-        model_arm, model_control = model
-        values = weight * model_control.predict(encoded, pred_contrib=True) + (1 - weight) * model_arm.predict(
-            encoded, pred_contrib=True
-        )
-    else:
-        values = model.predict(encoded, pred_contrib=True)
-    return Contributions(np.asarray(values, dtype=float)[:, :-1], names)
 
 
 def set_prediction_threads(obj: Any, threads: int, _seen: set[int] | None = None) -> int:
