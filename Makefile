@@ -7,12 +7,12 @@ DEMO_CUSTOMERS ?= 20000
 DEMO_PORT ?= 3000
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench bench-features bench-policy bench-decide clean
+.PHONY: install browser demo test lint bench bench-features bench-policy bench-decide bench-serving bench-spark clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==24.3.1"
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,spark]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -30,11 +30,15 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: $(STAMP)
+# The report test renders HTML in Debian's headless Chromium; without root or apt it skips with that reason.
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1) || echo "chromium could not be installed: the browser test will skip"
+
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 --timeout 900
 
-bench: bench-features bench-policy bench-decide
+bench: bench-features bench-policy bench-decide bench-serving bench-spark
 
 bench-features: $(STAMP)
 	$(BIN)/python benchmarks/bench_features.py
@@ -44,6 +48,12 @@ bench-policy: $(STAMP)
 
 bench-decide: $(STAMP)
 	$(BIN)/python benchmarks/bench_decide.py
+
+bench-serving: $(STAMP)
+	$(BIN)/python benchmarks/bench_serving.py
+
+bench-spark: $(STAMP)
+	$(BIN)/python benchmarks/bench_spark.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
