@@ -310,7 +310,8 @@ def log_churn_run(
 
     Logs settings, feature set name/version/fingerprint, the input data hash, test metrics of
     the model and the recency baseline, PNG plots (calibration, ROC, SHAP beeswarm and bar,
-    importance), the model with signature and input example, registered as `churn`.
+    importance), the model with signature and input example, registered as `churn`, and a
+    sample of the test snapshot as the drift monitor's reference (`training.monitor`).
     """
     import mlflow
 
@@ -349,6 +350,10 @@ def log_churn_run(
         tracking.log_metrics(values, prefix=f"{name}_test_" if name != "model" else "test_")
     tracking.log_metrics({"best_iteration": model.best_iteration_, "validation_log_loss": model.validation_log_loss_})
     mlflow.log_dict(model.split_summary_, "split_summary.json")
+    # A sample of the test snapshot (features, no labels): the reference `nbo monitor` compares against.
+    from training.monitor import log_reference_sample
+
+    tracking.log_params({"reference_sample_rows": log_reference_sample(data.test)})
 
     y_test = data.test[LABEL].to_numpy()
     shown = {"LightGBM calibrated": result.probabilities["model"], "recency baseline": result.probabilities["baseline"]}
