@@ -30,9 +30,13 @@ __all__ = [
     "beeswarm_figure",
     "calibration_figure",
     "churn_shap_values",
+    "dependence_figure",
     "feature_importance_figure",
+    "qini_band_figure",
     "roc_figure",
     "top_drivers",
+    "waterfall_figure",
+    "weighted_qini_curves",
 ]
 
 
@@ -155,5 +159,90 @@ def roc_figure(y_true: ArrayLike, scores: dict[str, ArrayLike]) -> Figure:
     axes.set_ylabel("true positive rate (churners found)")
     axes.set_title("ROC on the test snapshot")
     axes.legend(loc="lower right")
+    figure.tight_layout()
+    return figure
+
+
+# ----------------------------------------------------------------------------------------------
+# Report and per-customer figures (nbo report, nbo explain)
+# ----------------------------------------------------------------------------------------------
+
+
+def dependence_figure(explanation: shap.Explanation, feature: str) -> Figure:
+    """SHAP dependence (scatter): one feature's value against its contribution to churn risk."""
+    names = list(explanation.feature_names)
+    if feature not in names:
+        raise ValueError(f"feature {feature!r} is not in the explanation; known features include {names[:5]}")
+    figure = plt.figure(figsize=(6, 4))
+    axes = figure.add_subplot()
+    shap.plots.scatter(explanation[:, names.index(feature)], ax=axes, show=False, hist=False)
+    axes.set_title(f"SHAP dependence: {feature}")
+    axes.set_ylabel("SHAP value (log-odds of churn)")
+    figure.tight_layout()
+    return figure
+
+
+def waterfall_figure(explanation: shap.Explanation, *, max_display: int = 12, title: str | None = None) -> Figure:
+    """SHAP waterfall of one row: from the average log-odds to this customer's, feature by feature."""
+    if np.ndim(explanation.values) != 1:
+        raise ValueError(f"a waterfall shows one row; got values of shape {np.shape(explanation.values)}")
+    figure = plt.figure(figsize=(9, 0.45 * max_display + 1.8))
+    shap.plots.waterfall(explanation, max_display=max_display, show=False)
+    if title:
+        figure.axes[0].set_title(title)
+    figure.set_size_inches(9, 0.45 * max_display + 1.8)
+    figure.tight_layout()
+    return figure
+
+
+def weighted_qini_curves(
+    y_true: ArrayLike, uplift: ArrayLike, treatment: ArrayLike, weights: ArrayLike, fractions: ArrayLike
+) -> np.ndarray:
+    """Qini curve values at `fractions` of the population (targeted by descending uplift), for
+    every row of case weights (shape resamples x rows), normalised per targeted customer.
+
+    Value at fraction f: (treated responders - control responders x treated / control) among the
+    top f, divided by the weighted population, so curves of different sizes compare. With unit
+    weights it is `models.uplift_metrics.qini_curve` rescaled and interpolated.
+    """
+    y = np.asarray(y_true, dtype=float)
+    score = np.asarray(uplift, dtype=float)
+    treated = np.asarray(treatment).astype(float)
+    matrix = np.atleast_2d(np.asarray(weights, dtype=float))
+    if not (len(y) == len(score) == len(treated) == matrix.shape[1]):
+        raise ValueError(
+            f"y_true ({len(y)}), uplift ({len(score)}), treatment ({len(treated)}) and weights "
+            f"({matrix.shape[1]} columns) must have one entry per row"
+        )
+    order = np.argsort(score, kind="mergesort")[::-1]
+    y, treated, matrix = y[order], treated[order], matrix[:, order]
+    n_all = np.cumsum(matrix, axis=1)
+    n_treated = np.cumsum(matrix * treated, axis=1)
+    y_treated = np.cumsum(matrix * y * treated, axis=1)
+    y_control = np.cumsum(matrix * y * (1 - treated), axis=1)
+    n_control = n_all - n_treated
+    ratio = np.divide(n_treated, n_control, out=np.zeros_like(n_treated), where=n_control > 0)
+    total = n_all[:, -1:]
+    gain = (y_treated - y_control * ratio) / total
+    share = n_all / total
+    grid = np.asarray(fractions, dtype=float)
+    return np.vstack([np.interp(grid, np.r_[0.0, share[row]], np.r_[0.0, gain[row]]) for row in range(len(matrix))])
+
+
+def qini_band_figure(
+    fractions: ArrayLike, curve: ArrayLike, low: ArrayLike, high: ArrayLike, *, title: str, confidence: float = 0.9
+) -> Figure:
+    """A Qini curve with its bootstrap band and the random-targeting line."""
+    fractions, curve = np.asarray(fractions, dtype=float), np.asarray(curve, dtype=float)
+    figure = Figure(figsize=(6, 4))
+    axes = figure.add_subplot()
+    axes.fill_between(fractions, low, high, color="#4c72b0", alpha=0.25, label=f"{confidence:.0%} bootstrap band")
+    axes.plot(fractions, curve, color="#4c72b0", label="model ranking")
+    axes.plot([0, 1], [0, curve[-1]], linestyle="--", color="grey", label="random targeting")
+    axes.axhline(0, color="black", linewidth=0.5)
+    axes.set_xlabel("share of customers targeted (highest predicted uplift first)")
+    axes.set_ylabel("incremental conversions per customer")
+    axes.set_title(title)
+    axes.legend(loc="best", fontsize=8)
     figure.tight_layout()
     return figure
