@@ -7,6 +7,7 @@
 | NBO_DECISION_LOG | SQLite file of the durable decision log | demo/decision_log.sqlite |
 | NBO_API_KEY | when set, every endpoint except health needs `Authorization: Bearer <key>` | unset |
 | NBO_MAX_BODY_BYTES | largest accepted request body; larger bodies get 413 | 8388608 (8 MiB) |
+| NBO_RELOAD_SECONDS | seconds between checks of the registry alias for a new champion (0 = off) | 60 |
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ DEFAULT_MODEL_URI = "models:/nbo@champion"
 DEFAULT_SNAPSHOT = "demo/snapshot.sqlite"
 DEFAULT_DECISION_LOG = "demo/decision_log.sqlite"
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+DEFAULT_RELOAD_SECONDS = 60.0
 #: Most customers in one /decide or /score request.
 MAX_CUSTOMERS_PER_REQUEST = 10_000
 #: Most customers in one /explain request (SHAP is the expensive part).
@@ -36,6 +38,7 @@ class ServingSettings:
     decision_log: str = DEFAULT_DECISION_LOG
     api_key: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    reload_seconds: float = DEFAULT_RELOAD_SECONDS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServingSettings:
@@ -50,10 +53,18 @@ class ServingSettings:
             ) from None
         if max_body_bytes < 1024:
             raise ValueError(f"NBO_MAX_BODY_BYTES must be at least 1024 bytes, got {max_body_bytes}")
+        raw_reload = environ.get("NBO_RELOAD_SECONDS", str(DEFAULT_RELOAD_SECONDS))
+        try:
+            reload_seconds = float(raw_reload)
+        except ValueError:
+            raise ValueError(f"NBO_RELOAD_SECONDS must be a number of seconds (0 = off), got {raw_reload!r}") from None
+        if not 0 <= reload_seconds < float("inf"):
+            raise ValueError(f"NBO_RELOAD_SECONDS must be 0 (off) or a positive number of seconds, got {raw_reload!r}")
         return cls(
             model_uri=environ.get("NBO_MODEL_URI") or DEFAULT_MODEL_URI,
             snapshot=environ.get("NBO_SNAPSHOT") or DEFAULT_SNAPSHOT,
             decision_log=environ.get("NBO_DECISION_LOG") or DEFAULT_DECISION_LOG,
             api_key=environ.get("NBO_API_KEY") or None,
             max_body_bytes=max_body_bytes,
+            reload_seconds=reload_seconds,
         )

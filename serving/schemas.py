@@ -1,15 +1,18 @@
 """Request and response bodies of the scoring API; their descriptions become the OpenAPI document.
 
 Requests forbid unknown fields (so a typo or a personal field such as an e-mail address is a
-400 naming it) and hide input values in validation errors, so nothing a client sends ends up
+400 naming it), take booleans and integers strictly (`"yes"` or `false` for a count is a 400, not
+a guess) and hide input values in validation errors, so nothing a client sends ends up
 in the server's logs. Responses are strict too: the fuzz test validates every answer with them.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from serving.config import MAX_CUSTOMERS_PER_EXPLAIN, MAX_CUSTOMERS_PER_REQUEST
 
@@ -23,6 +26,47 @@ _CUSTOMER_ID = Field(
     examples=["13085"],
 )
 _KEY_PATTERN = r"^[\x21-\x7e]+$"
+_EARLIEST_YEAR, _LATEST_YEAR = 1900, 2199
+_TIME_PATTERN = r"^(19\d\d|2[01]\d\d)-\d\d-\d\d[Tt ]\d\d:\d\d"
+
+
+def _time_text(value: object) -> object:
+    """Times come as ISO 8601 text (pydantic would also take 0 or "0" as 1970-01-01, hiding a client bug)."""
+    if not isinstance(value, str) or re.match(_TIME_PATTERN, value) is None:
+        raise ValueError(
+            f"must be an ISO 8601 date and time such as 2025-06-01T09:59:00Z in the years {_EARLIEST_YEAR} to "
+            f"{_LATEST_YEAR}"
+        )
+    return value
+
+
+def _json_integer(value: object) -> object:
+    """JSON integers (1 and 1.0 alike); pydantic would also turn "1" or false into a number."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be a JSON number without a fractional part, not a string or boolean")
+    return value
+
+
+def json_integer(minimum: int, maximum: int) -> Any:
+    """An integer in [minimum, maximum] as JSON Schema means it: 3 or 3.0, never "3" or true.
+
+    The bounds sit inside the validator's type so pydantic writes them as minimum/maximum.
+    """
+    return Annotated[Annotated[int, Field(ge=minimum, le=maximum)], BeforeValidator(_json_integer)]
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC) if value.tzinfo is not None else value
+
+
+#: A time of a customer event as ISO 8601 text, years 1900-2199 (naive means UTC). Year 1 or 9999
+#: with an offset overflowed the conversion to UTC (a 500); its JSON schema states the form.
+EventTime = Annotated[
+    datetime,
+    BeforeValidator(_time_text),
+    AfterValidator(_utc),
+    Field(json_schema_extra={"pattern": _TIME_PATTERN}),
+]
 
 
 class CustomerContext(BaseModel):
@@ -31,24 +75,26 @@ class CustomerContext(BaseModel):
     model_config = _REQUEST
 
     email_consent: bool | None = Field(
-        default=None, description="E-mail consent as of now (e.g. just withdrawn).", examples=[False]
+        default=None, strict=True, description="E-mail consent as of now (e.g. just withdrawn).", examples=[False]
     )
-    sms_consent: bool | None = Field(default=None, description="SMS consent as of now.", examples=[True])
-    push_consent: bool | None = Field(default=None, description="Push consent as of now.", examples=[True])
-    last_purchase_at: datetime | None = Field(
+    sms_consent: bool | None = Field(default=None, strict=True, description="SMS consent as of now.", examples=[True])
+    push_consent: bool | None = Field(default=None, strict=True, description="Push consent as of now.", examples=[True])
+    last_purchase_at: EventTime | None = Field(
         default=None,
         description="Time of a purchase after the snapshot (UTC unless an offset is given); "
         "blocks discounts a just-bought customer does not need.",
         examples=["2025-06-01T09:59:00Z"],
     )
-    last_message_at: datetime | None = Field(
+    last_message_at: EventTime | None = Field(
         default=None,
         description="Time the customer was last sent a message on any channel (UTC unless an "
         "offset is given); the next send keeps the minimum gap after it.",
         examples=["2025-05-31T18:00:00Z"],
     )
-    messages_sent_7d: int | None = Field(
-        default=None, ge=0, le=1000, description="Messages sent in the last 7 days up to now.", examples=[1]
+    messages_sent_7d: json_integer(0, 1000) | None = Field(
+        default=None,
+        description="Messages sent in the last 7 days up to now.",
+        examples=[1],
     )
 
 
@@ -85,6 +131,7 @@ class DecideRequest(BaseModel):
     )
     explain: bool = Field(
         default=False,
+        strict=True,
         description="Also name the top SHAP drivers of churn risk and of the chosen offer's uplift.",
         examples=[False],
     )
@@ -212,7 +259,7 @@ class ExplainRequest(BaseModel):
         description=f"1 to {MAX_CUSTOMERS_PER_EXPLAIN} customers.",
         examples=[[{"customer_id": "13085"}]],
     )
-    top_k: int = Field(default=5, ge=1, le=50, description="How many contributions to return per model.")
+    top_k: json_integer(1, 50) = Field(default=5, description="How many contributions to return per model.")
     offer_id: str | None = Field(
         default=None,
         min_length=1,
@@ -262,3 +309,50 @@ class Metadata(ModelInfo):
 
     offers: list[str] = Field(description="Offer ids in the catalog.", examples=[["discount_10", "reminder"]])
     snapshot_customers: int | None = Field(description="Customers in the snapshot.")
+    last_reload: ReloadStatus | None = Field(
+        description="The latest reload attempt (POST /reload or the NBO_RELOAD_SECONDS poll); null before any."
+    )
+
+
+class ReloadStatus(BaseModel):
+    """What the latest attempt to load the registry alias's current version did."""
+
+    model_config = _RESPONSE
+
+    attempted_at: datetime = Field(description="When the attempt started (UTC).")
+    outcome: Literal["reloaded", "unchanged", "failed"] = Field(
+        description="`reloaded`: the new version serves now; `unchanged`: the alias still points at the serving "
+        "version; `failed`: the new version did not load or failed its smoke prediction, the old one serves on.",
+        examples=["reloaded"],
+    )
+    target_version: str | None = Field(
+        description="Registry version the alias pointed at (null when the look-up itself failed).", examples=["4"]
+    )
+    error: str | None = Field(description="Why the attempt failed (null unless `failed`).")
+
+
+class ReloadResponse(ReloadStatus):
+    """POST /reload: the attempt and the model serving after it."""
+
+    model: ModelInfo = Field(description="The model serving after the attempt.")
+
+
+class ErrorDetail(BaseModel):
+    """One problem with a request (pydantic's validation error, without the input value)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="Machine-readable kind of problem, e.g. `missing`.", examples=["missing"])
+    loc: list[str | int] = Field(description="Where: the path of the offending field.", examples=[["customers"]])
+    msg: str = Field(description="What is wrong.", examples=["Field required"])
+
+
+class ErrorResponse(BaseModel):
+    """Body of every 4xx/5xx answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: str = Field(description="What is wrong and how to fix it.")
+    detail: list[ErrorDetail] | None = Field(
+        default=None, description="For malformed bodies: one entry per offending field."
+    )

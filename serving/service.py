@@ -18,6 +18,7 @@ The model is used through the interface of `training/nbo_model.py` (read via
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hmac
 import logging
 import threading
@@ -32,12 +33,15 @@ import numpy as np
 import pandas as pd
 from bentoml.exceptions import InvalidArgument, UnprocessableEntity
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
 from models.contributions import churn_contributions, uplift_contributions
 from models.policy_config import NO_MESSAGE
 from models.reasons import Contributions
 from serving.config import HEALTH_PATHS, ServingSettings
 from serving.decision_log import DecisionLog
+from serving.model_holder import ModelHolder
+from serving.openapi_doc import OPERATIONS, openapi_document
 from serving.schemas import (
     Contribution,
     CustomerContext,
@@ -52,6 +56,8 @@ from serving.schemas import (
     ItemError,
     Metadata,
     ModelInfo,
+    ReloadResponse,
+    ReloadStatus,
     ScoreRequest,
     ScoreResponse,
 )
@@ -136,28 +142,31 @@ class DecisionBatcher:
 
     Request threads `submit` their frame and wait; one background thread takes everything
     pending (up to `max_rows`), decides it in one call per explain flag, and hands each caller
-    its rows back. Under no load a request is decided alone, without waiting.
+    its rows back. Under no load a request is decided alone, without waiting. Each request names
+    the model it decides with (during a hot reload old and new models may both be pending), and
+    rows are only batched with rows of the same model.
     """
 
     def __init__(self, model: LoadedModel, max_rows: int = 2_000) -> None:
         self.model = model
         self.max_rows = max_rows
-        self._pending: list[tuple[pd.DataFrame, bool, Future]] = []
+        self._pending: list[tuple[pd.DataFrame, bool, Future, LoadedModel]] = []
         self._condition = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="nbo-decision-batcher", daemon=True)
         self._thread.start()
 
-    def submit(self, frame: pd.DataFrame, explain: bool) -> pd.DataFrame:
-        """The decisions table for `frame`, decided now (naive UTC) together with concurrent calls."""
+    def submit(self, frame: pd.DataFrame, explain: bool, model: LoadedModel | None = None) -> pd.DataFrame:
+        """The decisions table for `frame` by `model` (default: the batcher's), decided now (naive UTC)."""
+        model = self.model if model is None else model
         if len(frame) >= self.max_rows:
-            return self.model.decide(frame, datetime.now(UTC).replace(tzinfo=None), explain)
+            return model.decide(frame, datetime.now(UTC).replace(tzinfo=None), explain)
         future: Future = Future()
         with self._condition:
-            self._pending.append((frame, explain, future))
+            self._pending.append((frame, explain, future, model))
             self._condition.notify()
         return future.result()
 
-    def _take(self) -> list[tuple[pd.DataFrame, bool, Future]]:
+    def _take(self) -> list[tuple[pd.DataFrame, bool, Future, LoadedModel]]:
         with self._condition:
             while not self._pending:
                 self._condition.wait()
@@ -172,20 +181,18 @@ class DecisionBatcher:
         while True:
             taken = self._take()
             now = datetime.now(UTC).replace(tzinfo=None)
-            for explain in (False, True):
-                group = [item for item in taken if item[1] is explain]
-                if not group:
-                    continue
+            for model, explain in dict.fromkeys((item[3], item[1]) for item in taken):
+                group = [item for item in taken if item[3] is model and item[1] is explain]
                 try:
-                    frames = [frame for frame, _, _ in group]
+                    frames = [item[0] for item in group]
                     combined = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-                    table = self.model.decide(combined, now, explain)
+                    table = model.decide(combined, now, explain)
                 except Exception as error:  # each caller gets the error its request caused
-                    for _, _, future in group:
+                    for _, _, future, _ in group:
                         future.set_exception(error)
                     continue
                 start = 0
-                for frame, _, future in group:
+                for frame, _, future, _ in group:
                     future.set_result(table.iloc[start : start + len(frame)].reset_index(drop=True))
                     start += len(frame)
 
@@ -403,6 +410,17 @@ class AuthAndLimitMiddleware:
         self.app = app
         self.settings = settings or ServingSettings.from_env()
         self._expected = f"Bearer {self.settings.api_key}".encode() if self.settings.api_key else None
+        self._document: tuple[tuple[str, ...], dict[str, Any]] | None = None
+
+    def _openapi_document(self) -> dict[str, Any]:
+        """BentoML's document corrected from the pydantic models (`serving.openapi_doc`); rebuilt for new offers."""
+        try:
+            offers = tuple(bentoml.get_current_service().model.offer_ids)
+        except Exception:  # not started yet: the document just lists no offers
+            offers = ()
+        if self._document is None or self._document[0] != offers:
+            self._document = (offers, openapi_document(NboService.openapi_spec.asdict(), offers))
+        return self._document[1]
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -415,10 +433,18 @@ class AuthAndLimitMiddleware:
                 await _reply(send, 401, "missing or wrong API key: send the header `Authorization: Bearer <key>`",
                              [(b"www-authenticate", b"Bearer")])  # fmt: skip
                 return
+        if scope.get("path") == "/docs.json" and scope.get("method") == "GET":
+            await _reply_json(send, 200, self._openapi_document())
+            return
         limit = self.settings.max_body_bytes
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             await _reply(send, 413, f"request body of {int(length)} bytes is over the limit of {limit} bytes")
+            return
+        content_type = headers.get(b"content-type")
+        if scope.get("path") in OPERATIONS and content_type is not None and not _is_json(content_type):
+            given = content_type[:100].decode("latin-1")
+            await _reply(send, 415, f"send the body as JSON with `Content-Type: application/json`, not {given!r}")
             return
         if scope.get("method") in ("POST", "PUT", "PATCH"):
             chunks, size = [], 0
@@ -443,15 +469,58 @@ class AuthAndLimitMiddleware:
                     return {"type": "http.request", "body": body, "more_body": False}
                 return await receive()
 
-            await self.app(scope, replay, send)
+            await self.app(scope, replay, _single_error_object(send))
             return
         await self.app(scope, receive, send)
 
 
-async def _reply(send: Any, status: int, message: str, extra_headers: list | None = None) -> None:
+def _is_json(content_type: bytes) -> bool:
+    return content_type.split(b";", 1)[0].strip().lower() == b"application/json"
+
+
+def _single_error_object(send: Any) -> Any:
+    """`send` that turns BentoML's 4xx body `[{"error": ...}]` (a tuple it serialises) into the documented object.
+
+    BentoML 1.4 answers an `InvalidArgument`/`UnprocessableEntity` raised by an API with a one-item
+    JSON list; every other error body, and every 2xx answer, passes through untouched.
+    """
     import json
 
-    body = json.dumps({"error": message}).encode()
+    started: dict[str, Any] = {}
+    chunks: list[bytes] = []
+
+    async def wrapped(message: dict) -> None:
+        if message["type"] == "http.response.start" and 400 <= message["status"] < 500:
+            started.update(message)
+            return
+        if not started or message["type"] != "http.response.body":
+            await send(message)
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        body = b"".join(chunks)
+        try:
+            content = json.loads(body)
+        except ValueError:
+            content = None
+        if isinstance(content, list) and len(content) == 1 and isinstance(content[0], dict):
+            body = json.dumps(content[0]).encode()
+        headers = [(name, value) for name, value in started["headers"] if name.lower() != b"content-length"]
+        await send({**started, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    return wrapped
+
+
+async def _reply(send: Any, status: int, message: str, extra_headers: list | None = None) -> None:
+    await _reply_json(send, status, {"error": message}, extra_headers)
+
+
+async def _reply_json(send: Any, status: int, content: Any, extra_headers: list | None = None) -> None:
+    import json
+
+    body = json.dumps(content).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers + (extra_headers or [])})
     await send({"type": "http.response.body", "body": body})
@@ -471,13 +540,14 @@ class NboService:
 
     def __init__(self) -> None:
         self.settings = ServingSettings.from_env()
-        self.model = load_model(self.settings.model_uri)
+        self.holder = ModelHolder(self.settings.model_uri, load_model(self.settings.model_uri), load_model)
         try:
             self.snapshot = open_snapshot_store(self.settings.snapshot)
         except (OSError, ValueError) as error:
             raise RuntimeError(f"cannot open the feature snapshot {self.settings.snapshot!r}: {error}") from error
         self.log = DecisionLog(self.settings.decision_log)
         self.batcher = DecisionBatcher(self.model)
+        self.holder.start_polling(self.settings.reload_seconds)
         logger.info(
             "nbo service ready: model %s %s, snapshot %s as of %s, decision log %s",
             self.settings.model_uri, self.model.versions, self.settings.snapshot, self.snapshot.as_of,
@@ -490,12 +560,20 @@ class NboService:
         except Exception:  # a probe must answer, not raise
             return False
 
-    def _info(self) -> ModelInfo:
+    @property
+    def model(self) -> LoadedModel:
+        """The serving model now; a request reads it once and uses that object throughout."""
+        return self.holder.current
+
+    def _info(self, model: LoadedModel | None = None) -> ModelInfo:
+        model = self.model if model is None else model
         as_of = self.snapshot.as_of
+        if as_of is not None and as_of.tzinfo is None:
+            as_of = as_of.tz_localize("UTC")
         return ModelInfo(
-            model_uri=self.model.uri,
-            model_versions=self.model.versions,
-            catalog_version=self.model.catalog_version,
+            model_uri=model.uri,
+            model_versions=model.versions,
+            catalog_version=model.catalog_version,
             snapshot_as_of=None if as_of is None else as_of.to_pydatetime(),
         )
 
@@ -508,12 +586,14 @@ class NboService:
             stored = self.log.find(key)
             if stored is not None:
                 return self._replay(key, stored, customers)
+        model = self.model
         frame, positions, errors = build_frame(self.snapshot, customers)
         decided_at = datetime.now(UTC)
         records: list[dict[str, Any]] = []
         if positions:
-            table = self.batcher.submit(frame, bool(request.get("explain")))
-            version = ",".join(f"{name}={value}" for name, value in sorted(self.model.versions.items()))
+            table = self.batcher.submit(frame, bool(request.get("explain")), model)
+            self.holder.remember(frame)
+            version = ",".join(f"{name}={value}" for name, value in sorted(model.versions.items()))
             records = self.log.append(_records(table, positions, decided_at, version), idempotency_key=key)
         replayed = bool(records) and records[0]["decided_at"] != decided_at.isoformat()
         return DecideResponse(
@@ -521,7 +601,7 @@ class NboService:
             replayed=replayed,
             decisions=[_decision(record) for record in records],
             errors=errors,
-            model=self._info(),
+            model=self._info(model),
         )
 
     def _replay(self, key: str, stored: list[dict[str, Any]], customers: list[CustomerRequest]) -> DecideResponse:
@@ -552,10 +632,12 @@ class NboService:
     @bentoml.api(route="/score", input_spec=ScoreRequest)
     def score(self, **request: Any) -> ScoreResponse:
         """Churn risk and per-offer uplift of 1 to 10,000 customers, without the policy (nothing logged)."""
+        model = self.model
         frame, positions, errors = build_frame(self.snapshot, request["customers"])
         scores: list[CustomerScore] = []
         if positions:
-            table = self.model.score(frame)
+            table = model.score(frame)
+            self.holder.remember(frame)
             uplift_columns = [name for name in table.columns if name.startswith(UPLIFT_PREFIX)]
             churn = table["churn_risk"].to_numpy(dtype=float, na_value=np.nan)
             uplift = table[uplift_columns].to_numpy(dtype=float, na_value=np.nan)
@@ -570,23 +652,24 @@ class NboService:
                         uplift={offer: _number(uplift[row, k]) for k, offer in enumerate(offers)},
                     )
                 )
-        return ScoreResponse(scores=scores, errors=errors, model=self._info())
+        return ScoreResponse(scores=scores, errors=errors, model=self._info(model))
 
     @bentoml.api(route="/explain", input_spec=ExplainRequest)
     def explain(self, **request: Any) -> ExplainResponse:
         """Top-k SHAP contributions, with feature values, for churn risk and the chosen offer's uplift."""
+        model = self.model
         offer_id = request.get("offer_id")
-        if offer_id is not None and self.model.offer_ids and offer_id not in self.model.offer_ids:
-            raise InvalidArgument(f"offer_id {offer_id!r} is not in the catalog; known offers: {self.model.offer_ids}")
+        if offer_id is not None and model.offer_ids and offer_id not in model.offer_ids:
+            raise InvalidArgument(f"offer_id {offer_id!r} is not in the catalog; known offers: {model.offer_ids}")
         frame, positions, errors = build_frame(self.snapshot, request["customers"])
         explanations: list[CustomerExplanation] = []
         if positions:
             if offer_id is None:
-                chosen = self.model.decide(frame, datetime.now(UTC).replace(tzinfo=None), False)["offer_id"]
+                chosen = model.decide(frame, datetime.now(UTC).replace(tzinfo=None), False)["offer_id"]
                 offers = [None if offer == NO_MESSAGE else str(offer) for offer in chosen]
             else:
                 offers = [offer_id] * len(frame)
-            results = self.model.explain(frame, request["top_k"], offers)
+            results = model.explain(frame, request["top_k"], offers)
             for row, index in enumerate(positions):
                 result = results[row]
                 explanations.append(
@@ -601,14 +684,26 @@ class NboService:
                                 for feature, value, shap in result["uplift"]],
                     )
                 )
-        return ExplainResponse(explanations=explanations, errors=errors, model=self._info())
+        return ExplainResponse(explanations=explanations, errors=errors, model=self._info(model))
 
     @metadata_app.get("/metadata", response_model=Metadata)
     def metadata(self) -> Metadata:
-        """Model versions, snapshot as-of time and catalog version."""
+        """Model versions, snapshot as-of time, catalog version and the latest reload attempt."""
+        model = self.model
+        status = self.holder.last_status
         return Metadata(
-            **self._info().model_dump(), offers=self.model.offer_ids, snapshot_customers=self.snapshot.customer_count
+            **self._info(model).model_dump(),
+            offers=model.offer_ids,
+            snapshot_customers=self.snapshot.customer_count,
+            last_reload=None if status is None else ReloadStatus(**dataclasses.asdict(status)),
         )
+
+    @metadata_app.post("/reload", response_model=ReloadResponse)
+    def reload(self) -> JSONResponse:
+        """Load the registry alias's current version; swap it in only if it loads and answers a smoke prediction."""
+        status = self.holder.reload()
+        answer = ReloadResponse(**dataclasses.asdict(status), model=self._info())
+        return JSONResponse(answer.model_dump(mode="json"), status_code=409 if status.outcome == "failed" else 200)
 
 
 NboService.add_asgi_middleware(AuthAndLimitMiddleware)

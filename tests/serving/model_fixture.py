@@ -95,3 +95,42 @@ def build_serving_fixture(directory: Path, customers: int = 1500, seed: int = 3)
     snapshot_path = directory / "snapshot.sqlite"
     publish_snapshot(snapshot, snapshot_path)
     return ServingFixture(tracking_uri, "models:/nbo@champion", snapshot_path, snapshot, directory)
+
+
+def register_version(
+    fixture: ServingFixture,
+    *,
+    name: str = "nbo",
+    seed: int | None = 11,
+    broken: bool = False,
+    alias: str | None = None,
+) -> str:
+    """Register another version of the fixture's model as `name` and return its version number.
+
+    The churn model and catalog are the fixture's; the uplift learners are refitted with `seed`,
+    so the new version decides differently (`seed=None` keeps the fixture's learners).
+    `broken=True` registers a version whose uplift learners read a feature no snapshot has: it
+    loads, but every prediction fails (as a model trained on a different feature set would).
+    `alias`, when given, is moved to the new version.
+    """
+    import copy
+    import dataclasses
+
+    import mlflow
+
+    from training.nbo_model import log_nbo_model
+
+    mlflow.set_tracking_uri(fixture.tracking_uri)
+    model = copy.copy(mlflow.pyfunc.load_model(fixture.model_uri).unwrap_python_model())
+    with mlflow.start_run():
+        if broken:
+            model.uplift_models = dataclasses.replace(model.uplift_models, feature_columns=("no_such_feature",))
+            info = mlflow.pyfunc.log_model(name="model", python_model=model, registered_model_name=name)
+        else:
+            if seed is not None:
+                model.uplift_models = _uplift_models(fixture.snapshot, seed)
+            info = log_nbo_model(model, fixture.snapshot.head(20), registered_name=name)
+    version = str(info.registered_model_version)
+    if alias is not None:
+        mlflow.MlflowClient().set_registered_model_alias(name, alias, version)
+    return version

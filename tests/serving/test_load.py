@@ -48,16 +48,20 @@ def test_every_answered_decision_survives_a_sigkill(serving_fixture, tmp_path):
 
     def load() -> None:
         outcome["result"] = run_load(
-            server.url, _decide_requests(serving_fixture, headers), rate=80, duration_s=5, concurrency=16,
+            server.url, _decide_requests(serving_fixture, headers), rate=80, duration_s=20, concurrency=16,
             timeout_s=5, keep=_decision_ids,
         )  # fmt: skip
 
+    log_path = serving_fixture.registry_dir / "crash-log.sqlite"
     thread = threading.Thread(target=load)
     try:
         thread.start()
-        time.sleep(2.5)
+        # Kill mid-load once enough decisions were answered (by count, not by a fixed sleep: a busy machine is slow).
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and (not log_path.exists() or len(DecisionLog(log_path).decision_ids()) < 80):
+            time.sleep(0.2)
         server.kill()
-        thread.join(timeout=30)
+        thread.join(timeout=60)
         result = outcome["result"]
         received = {decision_id for ids in result.kept for decision_id in ids}
         assert len(received) > 50, "the load should have been answered for a while before the kill"
