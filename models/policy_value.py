@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "PolicyValue",
+    "cross_fitted_action_outcomes",
     "doubly_robust_policy_value",
     "dr_rewards",
     "ips_policy_value",
@@ -195,3 +196,55 @@ def _pick(rewards: pd.DataFrame, chosen: Sequence[Any]) -> NDArray[np.float64]:
     columns = {action: index for index, action in enumerate(rewards.columns)}
     positions = np.array([columns[action] for action in chosen])
     return rewards.to_numpy(np.float64)[np.arange(len(rewards)), positions]
+
+
+def cross_fitted_action_outcomes(
+    features: pd.DataFrame,
+    logged_action: ArrayLike,
+    outcome: ArrayLike,
+    actions: Sequence[Any],
+    *,
+    n_folds: int = 2,
+    params: Mapping[str, Any] | None = None,
+    random_state: int = 0,
+) -> pd.DataFrame:
+    """Out-of-fold mu_a(x) for every action in `actions` (one column each): the outcome model of
+    the doubly robust estimate.
+
+    One LightGBM regressor on the features plus the logged action as a categorical (an
+    S-learner), fitted on all folds but one and predicting the held-out fold under every
+    action, so no row's own outcome enters its prediction. Actions never logged get the
+    model's prediction for an unseen category (LightGBM's missing-value branch).
+    """
+    import lightgbm as lgb
+
+    from models.uplift_base import FeatureEncoder, lightgbm_params
+
+    y = np.asarray(outcome, dtype=np.float64).ravel()
+    taken = np.asarray(logged_action, dtype=object).ravel().astype(str)
+    if len(features) != len(y) or len(taken) != len(y):
+        raise ValueError(
+            f"features ({len(features)}), logged_action ({len(taken)}) and outcome ({len(y)}) differ in length"
+        )
+    if n_folds < 2 or n_folds > len(y):
+        raise ValueError(f"n_folds must be in [2, {len(y)}], got {n_folds}")
+    labels = [str(action) for action in actions]
+    encoder = FeatureEncoder.fit(features)
+    encoded = encoder.transform(features).reset_index(drop=True).copy()  # consolidated blocks
+    action_type = pd.CategoricalDtype(sorted(set(labels) | set(taken)))
+    settings = lightgbm_params(
+        {"n_estimators": 150, "learning_rate": 0.05, "num_leaves": 7, "min_child_samples": 50, "verbose": -1,
+         **dict(params or {})},
+        random_state,
+    )  # fmt: skip
+    fold = np.random.default_rng(random_state).permutation(len(y)) % n_folds
+    predictions = np.zeros((len(y), len(labels)))
+    for k in range(n_folds):
+        train, test = fold != k, fold == k
+        X_train = encoded[train].assign(action__=pd.Categorical(taken[train], dtype=action_type))
+        model = lgb.LGBMRegressor(**settings).fit(X_train, y[train])
+        for position, label in enumerate(labels):
+            X_test = encoded[test].assign(action__=pd.Categorical([label] * int(test.sum()), dtype=action_type))
+            predictions[test, position] = model.predict(X_test)
+    low, high = float(y.min()), float(y.max())
+    return pd.DataFrame(np.clip(predictions, low, high), columns=labels)

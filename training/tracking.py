@@ -283,3 +283,70 @@ def record_gate_decision(decision: GateDecision, model_name: str, version: str |
 def decision_json(decision: GateDecision) -> str:
     """The decision as indented JSON (for printing)."""
     return json.dumps(asdict(decision), indent=2, sort_keys=True)
+
+
+# ------------------------------------------------------------------ promotion and rollback
+PREVIOUS_CHAMPION_ALIAS = "previous-champion"
+PROMOTION_TAG_PREFIX = "promotion"
+
+
+def version_by_alias(model_name: str, alias: str) -> Any | None:
+    """The registered model version holding `alias`, or None when no version holds it."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return MlflowClient().get_model_version_by_alias(model_name, alias)
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
+
+
+def move_champion(model_name: str, version: str | int, note: str = "") -> str | None:
+    """Make `version` the champion, keeping the replaced champion as `previous-champion`.
+
+    Returns the replaced version (None when there was no champion). Both versions get
+    `promotion.*` tags saying what happened, so the registry shows the history.
+    """
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    current = version_by_alias(model_name, CHAMPION_ALIAS)
+    previous = None if current is None else str(current.version)
+    if previous is not None and previous != str(version):
+        client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION_ALIAS, previous)
+        client.set_model_version_tag(model_name, previous, f"{PROMOTION_TAG_PREFIX}.replaced_by", str(version))
+    client.set_registered_model_alias(model_name, CHAMPION_ALIAS, str(version))
+    client.set_model_version_tag(model_name, str(version), f"{PROMOTION_TAG_PREFIX}.replaced", previous or "none")
+    if note:
+        client.set_model_version_tag(model_name, str(version), f"{PROMOTION_TAG_PREFIX}.note", note[:5000])
+    logger.info("%s version %s is now the %s (previous: %s)", model_name, version, CHAMPION_ALIAS, previous)
+    return previous
+
+
+def restore_previous_champion(model_name: str) -> tuple[str, str | None]:
+    """Move `champion` back to the `previous-champion` version and drop that alias.
+
+    Returns (restored version, version that was champion). ValueError when no previous
+    champion is recorded (nothing was promoted with `nbo promote`, or it was already rolled back).
+    """
+    from mlflow import MlflowClient
+
+    previous = version_by_alias(model_name, PREVIOUS_CHAMPION_ALIAS)
+    if previous is None:
+        raise ValueError(
+            f"model {model_name!r} has no {PREVIOUS_CHAMPION_ALIAS!r} alias: nothing to roll back to "
+            "(only `nbo promote` records one, and a rollback consumes it)"
+        )
+    client = MlflowClient()
+    current = version_by_alias(model_name, CHAMPION_ALIAS)
+    replaced = None if current is None else str(current.version)
+    restored = str(previous.version)
+    client.set_registered_model_alias(model_name, CHAMPION_ALIAS, restored)
+    client.delete_registered_model_alias(model_name, PREVIOUS_CHAMPION_ALIAS)
+    if replaced is not None:
+        client.set_model_version_tag(model_name, replaced, f"{PROMOTION_TAG_PREFIX}.rolled_back_to", restored)
+    client.set_model_version_tag(model_name, restored, f"{PROMOTION_TAG_PREFIX}.restored_from", replaced or "none")
+    logger.info("%s: champion rolled back from version %s to %s", model_name, replaced, restored)
+    return restored, replaced

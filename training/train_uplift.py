@@ -38,9 +38,11 @@ __all__ = [
     "UpliftSetup",
     "arm_qini",
     "build_uplift_rows",
+    "build_uplift_rows_from_log",
     "campaign_outcomes",
     "fit_uplift_models",
     "log_uplift_run",
+    "log_validation_customers",
     "validation_split",
 ]
 
@@ -183,6 +185,63 @@ def build_uplift_rows(dataset: Dataset, setup: UpliftSetup, progress: Progress |
         )
     logger.info("uplift rows: %d exposures in %d campaigns, arms %s", len(frame), len(starts), arms)
     return UpliftRows(frame=frame, feature_columns=columns, campaigns=list(starts.index))
+
+
+#: Salt of the hash that holds customers of a single-day decision log out of training.
+LOG_VALIDATION_SALT = "nbo-log-validation"
+LOG_VALIDATION_SHARE = 0.3
+
+
+def log_validation_customers(customer_ids: Any, share: float = LOG_VALIDATION_SHARE) -> np.ndarray:
+    """Whether each customer is held out of training on a single-day decision log (a hash of the
+    id, so `nbo policy evaluate --held-out-customers` can evaluate on exactly those)."""
+    from models.policy_rules import hash_uniform
+
+    return hash_uniform(np.asarray(customer_ids, dtype=object), LOG_VALIDATION_SALT) < share
+
+
+def build_uplift_rows_from_log(
+    log_path: Any,
+    dataset: Dataset,
+    setup: UpliftSetup,
+    *,
+    observed_until: object | None = None,
+    max_weight: float | None = None,
+    validation_share: float = LOG_VALIDATION_SHARE,
+) -> tuple[UpliftRows, dict[str, Any]]:
+    """Training rows from a decision log (training/log_exposures.py) instead of campaigns.
+
+    Each decision day is a campaign (`nbo-YYYY-MM-DD`); the logged probability of each kept
+    decision is its arm's known propensity (capped at 1 / max_weight). A log of a single day is
+    split into two pseudo-campaigns by a hash of the customer id (`validation_share` of the
+    customers validate), so learners are still chosen on held-out customers; with `refit=False`
+    the registered models never see them, and they can serve for off-policy evaluation.
+    Returns the rows and log_exposures' report.
+    """
+    from training.log_exposures import DEFAULT_MAX_WEIGHT, log_exposures
+
+    setup.check()
+    if not 0 < validation_share < 1:
+        raise ValueError(f"validation_share must be in (0, 1), got {validation_share}")
+    logged = log_exposures(
+        log_path, dataset, window_days=setup.window_days, feature_set=setup.feature_set,
+        observed_until=observed_until, max_weight=max_weight or DEFAULT_MAX_WEIGHT,
+    )  # fmt: skip
+    frame = logged.frame.copy()
+    arms = sorted(set(frame["offer_id"]) - {CONTROL_OFFER_ID})
+    if CONTROL_OFFER_ID not in set(frame["offer_id"]) or not arms:
+        raise ValueError(
+            f"the log's randomised decisions need a control arm (no message or holdout) and at least one offer; "
+            f"found {logged.report['arms']}"
+        )
+    if frame["campaign_id"].nunique() == 1:
+        day = str(frame["campaign_id"].iloc[0])
+        held = log_validation_customers(frame["customer_id"].to_numpy(dtype=object), validation_share)
+        frame["campaign_id"] = np.where(held, f"{day}#validation", f"{day}#train")
+    starts = frame.groupby("campaign_id")["assigned_at"].min().sort_values(kind="stable")
+    campaigns = sorted(starts.index, key=lambda name: (starts[name], name.endswith("#validation")))
+    logger.info("uplift rows from the decision log: %d decisions, arms %s", len(frame), logged.report["arms"])
+    return UpliftRows(frame=frame, feature_columns=logged.feature_columns, campaigns=campaigns), logged.report
 
 
 def validation_split(rows: UpliftRows, validation_campaigns: int) -> tuple[np.ndarray, np.ndarray]:
