@@ -24,6 +24,7 @@ demo: $(STAMP)
 	$(BIN)/nbo train uplift --data $(DEMO_DIR)/world --trials 4
 	$(BIN)/nbo package --data $(DEMO_DIR)/world
 	$(BIN)/nbo decide --data $(DEMO_DIR)/world --as-of end --out $(DEMO_DIR)/decisions.parquet
+	$(BIN)/nbo report --data $(DEMO_DIR)/world --as-of end --decisions $(DEMO_DIR)/decisions.parquet --out $(DEMO_DIR)/report.html
 	$(BIN)/nbo publish --data $(DEMO_DIR)/world --as-of end --to $(DEMO_DIR)/snapshot.sqlite
 	NBO_SNAPSHOT=$(DEMO_DIR)/snapshot.sqlite NBO_DECISION_LOG=$(DEMO_DIR)/decision_log.sqlite $(BIN)/nbo serve --port $(DEMO_PORT)
 

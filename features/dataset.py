@@ -6,7 +6,7 @@ definitions never care whether the rows came from Parquet, CSV, a DuckDB file or
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import ibis
@@ -20,10 +20,14 @@ class Dataset:
     """Contract tables bound to one Ibis backend (DuckDB by default).
 
     `tables` holds only the tables that exist; `transactions` is always present.
+    `cache_part`, when set, caches each feature family's narrow table before the families are
+    joined: on Spark this keeps the snapshot's query plan small (planning one nested plan of
+    every family takes longer than computing it); DuckDB plans the single query best (None).
     """
 
     con: ibis.BaseBackend
     tables: dict[str, ibis.Table] = field(default_factory=dict)
+    cache_part: Callable[[ibis.Table], ibis.Table] | None = None
 
     def has(self, name: str) -> bool:
         """Whether the optional table `name` is present."""

@@ -2,9 +2,9 @@
 
 Only rows strictly before `as_of` feed features; labels (optional) come from
 [as_of, as_of + horizon). The whole snapshot is one Ibis expression, executed once by the
-Dataset's backend (DuckDB here, Spark later): each family is one grouped scan of its source
-with every window as a conditional aggregate, the families are joined once on customer_id,
-and pandas appears only at the end.
+Dataset's backend (DuckDB, or Spark through `features.spark`): each family is one grouped
+scan of its source with every window as a conditional aggregate, the families are joined once
+on customer_id, and pandas appears only at the end.
 """
 
 from __future__ import annotations
@@ -71,6 +71,8 @@ def snapshot_expression(context: SnapshotContext, families: Sequence[Family]) ->
     table = context.base
     for family in families:
         for part in family.build(context):
+            if context.dataset.cache_part is not None:
+                part = context.dataset.cache_part(part)
             table = join_on_customer(table, part)
     fills = {
         definition.name: definition.fill_value
@@ -104,7 +106,7 @@ def _to_frame(table: pa.Table, names: Sequence[str], as_of: pd.Timestamp) -> pd.
     of a million customers does not sit in memory three times.
     """
     for name in names:
-        dtype = registry.FEATURES[name].dtype if name in registry.FEATURES else LABEL_DTYPES[name]
+        dtype = output_dtype(name)
         column = table[name]
         if dtype == "int64" and column.null_count:
             logger.warning("integer feature %s has missing values; kept as float64", name)
@@ -117,18 +119,17 @@ def _to_frame(table: pa.Table, names: Sequence[str], as_of: pd.Timestamp) -> pd.
     return table.to_pandas(split_blocks=True, self_destruct=True)
 
 
-def build_snapshot(
+def snapshot_table(
     dataset: Dataset,
     as_of: TimestampLike,
     horizon_days: int | None = None,
     feature_set: str = "all",
-) -> pd.DataFrame:
-    """Features of every customer known before `as_of`, from data strictly before it.
+) -> tuple[ir.Table, list[str]]:
+    """The snapshot as one lazy Ibis table on the dataset's backend, and its output columns.
 
-    Columns: customer_id, as_of, the set's producible features, and with `horizon_days` the
-    labels label_churned, label_purchases, label_revenue from [as_of, as_of + horizon).
-    Raises ValueError when as_of is not after the first transaction, or the label window runs
-    past the last transaction.
+    The table has customer_id and the outputs (features, then labels), ordered by customer_id;
+    `build_snapshot` runs it, and an engine such as Spark can also write it where it runs.
+    Raises ValueError as `build_snapshot` does.
     """
     as_of = parse_timestamp(as_of)
     chosen = registry.feature_set(feature_set)
@@ -155,9 +156,31 @@ def build_snapshot(
     if horizon_days is not None:
         table = attach_labels(table, dataset, as_of, horizon_days)
         outputs += LABEL_COLUMNS
-    result = table.select("customer_id", *outputs).order_by("customer_id")
-    logger.info("building snapshot as of %s: %d features", as_of, len(names))
+    return table.select("customer_id", *outputs).order_by("customer_id"), outputs
+
+
+def build_snapshot(
+    dataset: Dataset,
+    as_of: TimestampLike,
+    horizon_days: int | None = None,
+    feature_set: str = "all",
+) -> pd.DataFrame:
+    """Features of every customer known before `as_of`, from data strictly before it.
+
+    Columns: customer_id, as_of, the set's producible features, and with `horizon_days` the
+    labels label_churned, label_purchases, label_revenue from [as_of, as_of + horizon).
+    Raises ValueError when as_of is not after the first transaction, or the label window runs
+    past the last transaction.
+    """
+    as_of = parse_timestamp(as_of)
+    result, outputs = snapshot_table(dataset, as_of, horizon_days, feature_set)
+    logger.info("building snapshot as of %s: %d feature and label columns", as_of, len(outputs))
     return _to_frame(result.to_pyarrow(), outputs, as_of)
+
+
+def output_dtype(name: str) -> str:
+    """The declared dtype ("int64", "float64" or "str") of a snapshot feature or label column."""
+    return registry.FEATURES[name].dtype if name in registry.FEATURES else LABEL_DTYPES[name]
 
 
 def build_training_set(

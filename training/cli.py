@@ -132,6 +132,9 @@ def features_build(
     amount_col: str = typer.Option(None, help="Transactions-only: the order amount column."),
     order_col: str = typer.Option(None, help="Transactions-only: the order id column (lines are summed)."),
     validate: bool = typer.Option(True, help="Validate the input against the data contract first."),
+    engine: str = typer.Option(
+        "duckdb", help="Where the features are computed: duckdb, or spark (a local[2] session; needs `.[spark]`)."
+    ),
 ) -> None:
     """Compute a point-in-time feature snapshot (or a stack of them) from data strictly before as-of.
 
@@ -141,9 +144,10 @@ def features_build(
           --horizon-days 60 --out train.parquet
       nbo features build --data orders.csv --customer-col CustomerID --ts-col InvoiceDate \
           --amount-col Total --as-of 2011-09-10 --out snap.parquet
+      nbo features build --data demo/world --as-of end --engine spark --out demo/snapshot.parquet
     """
-    from features.io import open_dataset
     from features.snapshot import as_of_range, build_training_set
+    from features.spark import open_engine_dataset
     from features.storage import write_parquet_atomic
 
     with friendly_errors():
@@ -153,7 +157,8 @@ def features_build(
         elif not as_of:
             raise ValueError("give --as-of (repeatable) or --every with --from and --to")
         columns = _transactions_columns(customer_col, ts_col, amount_col, order_col)
-        dataset = open_dataset(data, transactions_columns=columns, validate=validate)
+        options = {"transactions_columns": columns} if columns is not None else {}
+        dataset = open_engine_dataset(data, engine, validate=validate, **options)
         dates = as_of_range(from_, to, every) if every else _resolve_as_of(as_of, data, dataset)
         with stage_progress(f"building {len(dates)} snapshot(s)") as progress:
             progress("features", 0.0)
@@ -227,8 +232,12 @@ def _print_table_counts(tables, title: str) -> None:
 
 def _mount_stage_groups() -> None:
     """Attach the stage commands that live in their own modules (imports there are lazy)."""
+    from training.cli_campaign import campaign_app
     from training.cli_churn import churn_app, train_app, tune_app
+    from training.cli_lifecycle import policy_evaluate_command, promote_command, rollback_command
+    from training.cli_monitor import monitor_command
     from training.cli_nbo import decide_command, package_command, train_uplift_command
+    from training.cli_report import explain_command, report_command
     from training.cli_serve import publish, serve
     from training.cli_uplift import policy_app, uplift_app
 
@@ -242,6 +251,13 @@ def _mount_stage_groups() -> None:
     app.command("package")(package_command)
     app.command("serve")(serve)
     app.command("publish")(publish)
+    app.command("report")(report_command)
+    app.command("explain")(explain_command)
+    app.add_typer(campaign_app, name="campaign")
+    app.command("monitor")(monitor_command)
+    policy_app.command("evaluate")(policy_evaluate_command)
+    app.command("promote")(promote_command)
+    app.command("rollback")(rollback_command)
 
 
 _mount_stage_groups()

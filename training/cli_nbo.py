@@ -60,11 +60,21 @@ def decide_command(
     summary_json: Path = typer.Option(None, help="Also write the summary as JSON here."),
     threads: int = typer.Option(None, help="Prediction threads for the models (default: as trained)."),
     validate: bool = typer.Option(True, help="Validate the input against the data contract first."),
+    engine: str = typer.Option(
+        "duckdb", help="duckdb, or spark: snapshot in Spark and scoring by mlflow spark_udf (local[2]; needs "
+        "`.[spark]`); --out is then a folder of Parquet parts."
+    ),
 ) -> None:
     """Decide for every customer: which offer, on which channel, when, or nothing, and why.
 
     Example: nbo decide --data demo/world --as-of end --out demo/decisions.parquet
     """
+    if engine != "duckdb":
+        from training.spark_decide import decide_on_engine
+
+        decide_on_engine(engine, data, as_of, out, model_uri=model_uri, now=now, feature_set=feature_set,
+                         summary_json=summary_json, validate=validate)  # fmt: skip
+        return
     from features.io import open_dataset
     from training.decide import as_dict, run_decide
     from training.tracking import default_tracking_uri
@@ -147,10 +157,17 @@ def train_uplift_command(
     promote: str = typer.Option("gate", help="gate (champion gate on held-out Qini), always or never."),
     seed: int = typer.Option(0, help="Random seed."),
     register: bool = typer.Option(True, help="Register the model as `uplift`."),
+    exposures: Path = typer.Option(
+        None, help="Learn from this decision log (SQLite) instead of the exposures table: its randomised decisions."
+    ),
+    observed_until: str = typer.Option(None, help="With --exposures: outcomes known up to here (default: last order)."),
+    max_weight: float = typer.Option(200.0, help="With --exposures: cap on 1 / logged probability."),
 ) -> None:
-    """Train multi-arm uplift models (conversion, revenue, unsubscribe) on past campaigns.
+    """Train multi-arm uplift models (conversion, revenue, unsubscribe) on past campaigns, or on
+    the decision log's holdout and exploration decisions (`--exposures`, logged probabilities).
 
     Example: nbo train uplift --data demo/world --trials 6
+    Example: nbo train uplift --data demo/world --exposures decisions.sqlite
     """
     import mlflow
 
@@ -160,6 +177,7 @@ def train_uplift_command(
         EXPERIMENT,
         UpliftSetup,
         build_uplift_rows,
+        build_uplift_rows_from_log,
         fit_uplift_models,
         log_uplift_run,
     )
@@ -175,7 +193,14 @@ def train_uplift_command(
         setup_tracking(EXPERIMENT)
         dataset = open_dataset(data, validate=True)
         with stage_progress("training uplift models") as progress:
-            rows = build_uplift_rows(dataset, setup, progress=lambda stage, f: progress(stage, 0.3 * f))
+            if exposures is None:
+                rows = build_uplift_rows(dataset, setup, progress=lambda stage, f: progress(stage, 0.3 * f))
+            else:
+                progress("decision log", 0.05)
+                rows, log_report = build_uplift_rows_from_log(
+                    exposures, dataset, setup, observed_until=observed_until, max_weight=max_weight
+                )
+                console.print(f"decision log: {log_report}", highlight=False)
             result = fit_uplift_models(rows, setup, progress=lambda stage, f: progress(stage, 0.3 + 0.6 * f))
             progress("logging to MLflow", 0.9)
             with mlflow.start_run(run_name="train_uplift"):

@@ -113,7 +113,7 @@ class SnapshotContext:
 
     def days_ago(self, ts: ir.TimestampValue) -> ir.FloatingValue:
         """Days (fractional, whole seconds) from `ts` to the as-of time."""
-        return (self.as_of_epoch - epoch_seconds(ts)) / real(SECONDS_PER_DAY)
+        return seconds_to_days(self.as_of_epoch - epoch_seconds(ts))
 
     def has_column(self, table: str, column: str) -> bool:
         """Whether the optional `table` is present and has `column`."""
@@ -199,7 +199,13 @@ def epoch_seconds(ts: ir.TimestampValue) -> ir.IntegerValue:
 
 def days_between(later: ir.TimestampValue, earlier: ir.TimestampValue) -> ir.FloatingValue:
     """Fractional days from `earlier` to `later` (whole seconds)."""
-    return (epoch_seconds(later) - epoch_seconds(earlier)) / real(SECONDS_PER_DAY)
+    return seconds_to_days(epoch_seconds(later) - epoch_seconds(earlier))
+
+
+def seconds_to_days(seconds: ir.IntegerValue) -> ir.FloatingValue:
+    """Whole seconds as fractional days, in float64 on every engine (Spark SQL reads a float
+    literal as DECIMAL, so an integer divided by it would be decimal division, rounded)."""
+    return seconds.cast("float64") / real(SECONDS_PER_DAY)
 
 
 def trend(recent: ir.NumericValue, prior: ir.NumericValue) -> ir.FloatingValue:
