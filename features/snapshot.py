@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 TimestampLike = datetime | pd.Timestamp | str
 
 
+#: Significant digits kept in float features (see `round_significant`).
+SIGNIFICANT_DIGITS = 10
+
 def parse_timestamp(value: TimestampLike, what: str = "as_of") -> pd.Timestamp:
     """A tz-naive UTC timestamp (microseconds) from a string or datetime; dates mean midnight."""
     try:
@@ -116,7 +119,27 @@ def _to_frame(table: pa.Table, names: Sequence[str], as_of: pd.Timestamp) -> pd.
             table = table.set_column(table.schema.get_field_index(name), name, column.cast(target))
     stamps = pa.array(np.full(table.num_rows, as_of.to_datetime64()), type=pa.timestamp("us"))
     table = table.add_column(1, "as_of", stamps)
-    return table.to_pandas(split_blocks=True, self_destruct=True)
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    for name in names:
+        if frame[name].dtype == "float64":
+            frame[name] = round_significant(frame[name].to_numpy())
+    return frame
+
+
+def round_significant(values: np.ndarray, digits: int = SIGNIFICANT_DIGITS) -> np.ndarray:
+    """Floats rounded to `digits` significant digits, so a snapshot does not depend on DuckDB's threads.
+
+    DuckDB adds floats in parallel in whatever order its threads finish, so a sum can differ in
+    the last bits between runs (seen: 5e-13 on money totals); two customers with the same spend
+    then become two distinct values, which changes LightGBM's bins and the model. Ten
+    significant digits keep far more precision than any feature needs.
+    """
+    rounded = values.copy()
+    finite = np.isfinite(values) & (values != 0)
+    magnitude = np.floor(np.log10(np.abs(values[finite])))
+    scale = 10.0 ** (digits - 1 - magnitude)
+    rounded[finite] = np.round(values[finite] * scale) / scale
+    return rounded
 
 
 def snapshot_table(

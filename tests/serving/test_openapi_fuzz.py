@@ -21,7 +21,9 @@ from schemathesis.config import PositiveDataAcceptanceConfig
 
 from tests.serving.conftest import API_KEY
 
-pytestmark = pytest.mark.slow
+# One worker runs the whole module in file order (make test uses --dist loadgroup), so the
+# coverage check at the end sees every generated request.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("openapi-fuzz")]
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 SENT: Counter = Counter()
