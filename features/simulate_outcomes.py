@@ -77,7 +77,9 @@ def draw_decision_outcomes(
     `decisions`: customer_id, decided_at, offer_id (control labels: nothing sent). A converter
     gets one order at a uniform time in the window whose amount is the arm's expected revenue
     over its conversion probability (so expected revenue matches the truth); an unsubscriber one
-    e-mail `unsubscribe` event. Returns {"transactions": ..., "events": ...}.
+    e-mail `unsubscribe` event. Returns {"transactions": ..., "events": ...}. The draws depend on
+    `seed` and the decisions, not on their row order (rows are drawn sorted by customer, time
+    and offer), so a log read back in another order realises the same outcomes.
     """
     missing = [column for column in ("customer_id", "decided_at", "offer_id") if column not in decisions.columns]
     if missing:
@@ -92,9 +94,20 @@ def draw_decision_outcomes(
     revenue = true_outcome_means(ground_truth, customers, offers, "revenue")
     p_unsubscribe = true_outcome_means(ground_truth, customers, offers, "unsubscribe")
     window = np.timedelta64(int(window_days * 86_400e6), "us")
+    order = (
+        pd.DataFrame({"customer": customers, "at": decided_at, "offer": offers})
+        .sort_values(["customer", "at", "offer"], kind="stable")
+        .index.to_numpy()
+    )
 
-    converted = rng.random(len(customers)) < p_convert
-    order_at = decided_at + (rng.random(len(customers)) * window).astype("timedelta64[us]")
+    def uniform() -> np.ndarray:
+        """One uniform per row, drawn in the canonical (sorted) row order."""
+        values = np.empty(len(customers))
+        values[order] = rng.random(len(customers))
+        return values
+
+    converted = uniform() < p_convert
+    order_at = decided_at + (uniform() * window).astype("timedelta64[us]")
     amount = np.where(p_convert > 0, revenue / np.maximum(p_convert, 1e-12), 0.0)
     transactions = pd.DataFrame(
         {
@@ -104,8 +117,8 @@ def draw_decision_outcomes(
             "order_id": pd.array([f"LOGGED-{seed}-{i}" for i in np.flatnonzero(converted)], dtype="str"),
         }
     )
-    unsubscribed = rng.random(len(customers)) < p_unsubscribe
-    unsubscribe_at = decided_at + (rng.random(len(customers)) * window).astype("timedelta64[us]")
+    unsubscribed = uniform() < p_unsubscribe
+    unsubscribe_at = decided_at + (uniform() * window).astype("timedelta64[us]")
     events = pd.DataFrame(
         {
             "customer_id": pd.array(customers[unsubscribed], dtype="str"),

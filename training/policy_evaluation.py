@@ -5,9 +5,12 @@ epsilon-greedy draw; holdout customers get nothing with probability 1). The chal
 re-decides the same customers at the same times from the features as of each decision day
 (data strictly before it) and the customers' context, and its value, the mean outcome per
 decision in the window after it, is estimated by IPS and doubly robust estimators
-(models/policy_value.py) with normal confidence intervals, next to the champion's realised mean
-outcome on the same decisions. Actions are (offer, channel) options, "control" for no message;
-the challenger is evaluated as it would be deployed (its own exploration, re-seeded so that its
+(models/policy_value.py), next to the champion's realised mean outcome on the same decisions.
+Their intervals are Fay and Feuer's gamma intervals by default (`interval="gamma"`): the
+challenger's value mostly rests on a few explored matches of weight ~10, where the normal
+interval was measured to under-cover (benchmarks/bench_ope_coverage.py, RESULTS.md).
+Actions are (offer, channel) options, "control" for no message; the challenger is evaluated as
+it would be deployed (its own exploration, re-seeded so that its
 draws are independent of the logged ones, and its holdout), or greedily with `greedy=True`.
 
 IPS and DR are unbiased when every action the challenger takes had a positive probability in
@@ -62,6 +65,7 @@ class PolicyEvaluation:
     unsupported: int
     report: dict[str, Any] = field(default_factory=dict)
     actions: pd.DataFrame | None = None
+    predicted_outcomes: pd.DataFrame | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (without the per-row actions)."""
@@ -174,11 +178,13 @@ def evaluate_policy(
     net_of_send_cost: bool = False,
     greedy: bool = False,
     seed: int = 0,
+    interval: str = "gamma",
 ) -> PolicyEvaluation:
     """IPS and DR value of `model`'s decisions on `rows` (from `evaluation_rows`), and the
     champion's realised mean outcome with its interval.
 
-    `net_of_send_cost` subtracts each action's catalog send cost from its outcome (both sides).
+    `net_of_send_cost` subtracts each action's catalog send cost from its outcome (both sides);
+    `interval` is "gamma" or "normal" for IPS and DR (models/policy_value.py).
     """
     if outcome not in OUTCOMES:
         raise ValueError(f"--outcome must be one of {OUTCOMES}, got {outcome!r}")
@@ -199,12 +205,14 @@ def evaluate_policy(
     logged = rows["logged_action"].to_numpy(dtype=object)
     propensity = rows["propensity"].to_numpy(dtype=float)
     costs = _send_costs(model, np.concatenate([chosen, logged])) if net_of_send_cost else None
-    ips = ips_policy_value(y, logged, chosen, propensity, action_cost=costs, confidence=confidence)
+    ips = ips_policy_value(y, logged, chosen, propensity, action_cost=costs, confidence=confidence, interval=interval)
     actions = sorted(set(chosen.tolist()) | set(logged.tolist()))
     feature_columns = snapshot_feature_columns(rows.drop(columns=["decided_at", "logged_action"]))
     feature_columns = [column for column in feature_columns if not column.startswith("outcome_")]
     mu = cross_fitted_action_outcomes(rows[feature_columns], logged, y, actions, random_state=seed)
-    dr = doubly_robust_policy_value(y, logged, chosen, propensity, mu, action_cost=costs, confidence=confidence)
+    dr = doubly_robust_policy_value(
+        y, logged, chosen, propensity, mu, action_cost=costs, confidence=confidence, interval=interval
+    )
     realised = y - (np.array([costs[label] for label in logged]) if costs else 0.0)
     champion = _mean_interval(realised, confidence, "realised")
     holdout = rows["holdout"].to_numpy(dtype=bool)
@@ -217,6 +225,7 @@ def evaluate_policy(
         "matched_rows": int((chosen == logged).sum()),
         "greedy": greedy,
         "net_of_send_cost": net_of_send_cost,
+        "interval": ips.interval,
     }
     actions_frame = pd.DataFrame(
         {"decision_id": rows["decision_id"].to_numpy(), "logged": logged, "challenger": chosen}
@@ -228,6 +237,7 @@ def evaluate_policy(
     return PolicyEvaluation(
         outcome=outcome, ips=ips, doubly_robust=dr, champion=champion, rows=len(rows),
         agreement=float((chosen == logged).mean()), unsupported=unsupported, report=report, actions=actions_frame,
+        predicted_outcomes=mu,
     )  # fmt: skip
 
 
@@ -244,6 +254,7 @@ def evaluate_on_log(
     greedy: bool = False,
     since: object | None = None,
     held_out_customers: bool = False,
+    interval: str = "gamma",
 ) -> PolicyEvaluation:
     """`evaluation_rows` then `evaluate_policy` (the challenger's decision feature set)."""
     feature_set = model.metadata.get("decision_feature_set", "all")
@@ -252,7 +263,13 @@ def evaluate_on_log(
         offer_ids=model.catalog.offer_ids, since=since, held_out_customers=held_out_customers,
     )  # fmt: skip
     result = evaluate_policy(
-        model, rows, outcome=outcome, confidence=confidence, net_of_send_cost=net_of_send_cost, greedy=greedy
+        model,
+        rows,
+        outcome=outcome,
+        confidence=confidence,
+        net_of_send_cost=net_of_send_cost,
+        greedy=greedy,
+        interval=interval,
     )
     result.report = {**report, **result.report}
     return result
