@@ -7,6 +7,7 @@ restarted forever; here a missing or broken model stops start-up with one clear 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -58,13 +59,23 @@ def serve(
     if check_only:
         return
     bentoml = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or "bentoml"
-    console.print(f"serving on http://127.0.0.1:{port} (Ctrl-C stops)")
+    console.print(f"serving on http://127.0.0.1:{port} (Ctrl-C stops); try, from another terminal:")
+    console.print(curl_example(port, settings.api_key is not None), markup=False, highlight=False, soft_wrap=True)
     os.chdir(PROJECT_ROOT)
     os.execvpe(bentoml, [bentoml, "serve", "serving.service:NboService", "--host", "127.0.0.1", "--port", str(port)],
                environment)  # fmt: skip
 
 
 serve_app.command("serve")(serve)
+
+
+def curl_example(port: int, with_key: bool, customer_id: str = "C0000001") -> str:
+    """A /decide call to paste (the simulator's first customer; an unknown id comes back as a per-item error)."""
+    key = " -H \"Authorization: Bearer $NBO_API_KEY\"" if with_key else ""
+    body = json.dumps({"customers": [{"customer_id": customer_id}]})
+    return (
+        f"curl -s -X POST http://127.0.0.1:{port}/decide -H 'Content-Type: application/json'{key} -d '{body}'"
+    )
 
 
 def publish(

@@ -33,3 +33,16 @@ def test_help_has_an_example(path):
     assert result.exit_code == 0, result.output
     assert "Example" in result.output, f"`nbo {' '.join(path)} --help` shows no example"
     assert f"nbo {path[0]}" in result.output, "the example should be a command to paste"
+
+
+def test_serve_prints_a_curl_example_that_is_valid_json():
+    import json
+    import shlex
+
+    from training.cli_serve import curl_example
+
+    words = shlex.split(curl_example(3000, with_key=True).replace("$NBO_API_KEY", "secret"))
+    assert words[:5] == ["curl", "-s", "-X", "POST", "http://127.0.0.1:3000/decide"]
+    assert "Authorization: Bearer secret" in words
+    assert json.loads(words[words.index("-d") + 1]) == {"customers": [{"customer_id": "C0000001"}]}
+    assert "Authorization" not in curl_example(3000, with_key=False)
