@@ -26,3 +26,17 @@ def online_retail_path() -> Path:
 @pytest.fixture
 def hillstrom_path() -> Path:
     return shared_file("hillstrom.csv")
+
+
+@pytest.fixture(scope="module")
+def tracking_store(tmp_path_factory):
+    """One MLflow SQLite store per test module (creating its tables takes seconds), set as the default."""
+    import mlflow
+
+    folder = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        mlflow.set_tracking_uri(uri)
+        yield folder
+        mlflow.set_tracking_uri(None)

@@ -74,17 +74,6 @@ def scenario(tmp_path_factory):
     return {"frames": frames, "paths": paths, "customers": world.tables["customers"]}
 
 
-@pytest.fixture(scope="module")
-def tracking_store(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        mlflow.set_tracking_uri(uri)
-        yield folder
-        mlflow.set_tracking_uri(None)
-
-
 def test_shift_changes_only_rows_after_the_date_and_is_reproducible():
     world = simulate_world(300, months=8, seed=2)
     shifted = shift_behaviour(world, SHIFT)

@@ -44,18 +44,6 @@ def rfm_data(dataset):
     return setup, build_churn_data(dataset, setup)
 
 
-@pytest.fixture(scope="module")
-def tracking_store(tmp_path_factory):
-    """One MLflow SQLite store for the module (creating its tables takes seconds)."""
-    folder = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        mlflow.set_tracking_uri(uri)
-        yield folder
-        mlflow.set_tracking_uri(None)
-
-
 @pytest.fixture
 def tracking(tracking_store, request):
     """A fresh experiment (artifacts in the store's folder) and no registered `churn` model."""
