@@ -115,10 +115,14 @@ def mlflow_body(row: pd.DataFrame, now: str) -> dict[str, Any]:
     return {"dataframe_split": {"columns": [str(c) for c in row.columns], "data": [values]}, "params": {"now": now}}
 
 
-def in_process_case(model_uri: str, frame: pd.DataFrame, now: str, seconds: float) -> dict[str, Any]:
+def in_process_case(
+    model_uri: str, frame: pd.DataFrame, now: str, seconds: float, tracking_uri: str | None = None
+) -> dict[str, Any]:
     """`pyfunc.predict` (signature checks included) and the unwrapped model's predict, one row per call."""
     import mlflow.pyfunc
 
+    if tracking_uri is not None:  # the bench registry, not whatever the working directory's default holds
+        mlflow.set_tracking_uri(tracking_uri)
     pyfunc = mlflow.pyfunc.load_model(model_uri)
     python_model = pyfunc.unwrap_python_model()  # registered with explain="none", like plain /decide
     results = {}
@@ -263,7 +267,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 logger.info("measuring %s", name)
                 cases[name] = client.submit(_load_case, url, make, warmup, options).result()
                 cases[name]["server"] = "mlflow models serve" if url == mlflow_server.url else "BentoML"
-        cases.update(in_process_case(bench.model_uri, bench.frame.iloc[order[:2000]], now, seconds))
+        cases.update(in_process_case(bench.model_uri, bench.frame.iloc[order[:2000]], now, seconds, bench.tracking_uri))
     finally:
         bento.stop()
         mlflow_server.stop()

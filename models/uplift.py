@@ -23,10 +23,12 @@ from sklearn.utils.validation import check_is_fitted
 from models.uplift_base import (
     BaseUpliftLearner,
     UpliftInputs,
+    accepts_encoded,
     cross_fit_outcomes,
     estimate_propensity,
     lightgbm_params,
     make_outcome_model,
+    predict_encoded,
     predict_outcome,
     stratified_folds,
 )
@@ -80,7 +82,12 @@ class SLearner(BaseUpliftLearner):
         self.treatment_interactions = treatment_interactions
         self.random_state = random_state
 
-    def _with_treatment(self, features: pd.DataFrame, codes: NDArray[np.int64]) -> pd.DataFrame:
+    def _with_treatment(
+        self, features: pd.DataFrame | NDArray[np.float64], codes: NDArray[np.int64]
+    ) -> pd.DataFrame | NDArray[np.float64]:
+        if isinstance(features, np.ndarray):  # encoded rows: the indicators as trailing columns
+            indicators = codes[:, None] == np.arange(1, len(self.labels_))[None, :]
+            return np.hstack([features, indicators.astype(np.float64)])
         frame = features.copy()
         for code in range(1, len(self.labels_)):
             frame[f"{TREATMENT_FEATURE}{code}"] = (codes == code).astype(np.float64)
@@ -110,10 +117,15 @@ class SLearner(BaseUpliftLearner):
         if self.treatment_interactions == "none" and _has_canonical_link(self.model_):
             self.shifts_ = self._refit_shifts(inputs)
 
-    def _baseline_score(self, features: pd.DataFrame) -> NDArray[np.float64]:
+    def _baseline_score(self, features: pd.DataFrame | NDArray[np.float64]) -> NDArray[np.float64]:
         """The link-scale score of the feature trees alone (every arm indicator at 0)."""
         control = self._with_treatment(features, np.zeros(len(features), dtype=np.int64))
+        if isinstance(control, np.ndarray):
+            return predict_encoded(self.model_, control, raw_score=True)
         return np.asarray(self.model_.predict(control, raw_score=True), dtype=np.float64)
+
+    def _accepts_encoded(self) -> bool:
+        return accepts_encoded(getattr(self, "model_", None), self.encoder_, len(self.labels_) - 1)
 
     def _refit_shifts(self, inputs: UpliftInputs) -> NDArray[np.float64]:
         """Maximum-likelihood shift of each label given the baseline score.
@@ -151,12 +163,13 @@ class SLearner(BaseUpliftLearner):
         if getattr(self, "shifts_", None) is not None:
             scores = self._baseline_score(features)[:, None] + self.shifts_[None, :]
             return expit(scores) if self.outcome_type_ == "binary" else scores
-        return np.column_stack(
-            [
-                predict_outcome(self.model_, self._with_treatment(features, np.full(n_rows, code)))
-                for code in range(len(self.labels_))
-            ]
-        )
+        # Every label's copy of the rows stacked into one prediction call (trees score rows
+        # independently, so the numbers are the same; one call instead of one per label).
+        labels = len(self.labels_)
+        rows = np.tile(np.arange(n_rows), labels)
+        stacked = features[rows] if isinstance(features, np.ndarray) else features.iloc[rows].reset_index(drop=True)
+        codes = np.repeat(np.arange(labels), n_rows)
+        return predict_outcome(self.model_, self._with_treatment(stacked, codes)).reshape(labels, n_rows).T
 
     def _predict_uplift(self, features: pd.DataFrame) -> NDArray[np.float64]:
         expected = self._outcomes(features)
@@ -205,6 +218,9 @@ class TLearner(BaseUpliftLearner):
     def _predict_uplift(self, features: pd.DataFrame) -> NDArray[np.float64]:
         expected = np.column_stack([predict_outcome(model, features) for model in self.models_])
         return expected[:, 1:] - expected[:, [0]]
+
+    def _accepts_encoded(self) -> bool:
+        return all(accepts_encoded(model, self.encoder_) for model in getattr(self, "models_", [None]))
 
 
 class _CrossFittedLearner(BaseUpliftLearner):
@@ -303,7 +319,13 @@ class XLearner(_CrossFittedLearner):
             arm, control = self.constant_propensity_[code], self.constant_propensity_[0]
             return np.full(len(features), arm / (arm + control))
         probabilities = np.zeros((len(features), len(self.labels_)))
-        probabilities[:, self.propensity_model_.classes_] = self.propensity_model_.predict_proba(features)
+        if isinstance(features, np.ndarray):
+            estimated = predict_encoded(self.propensity_model_, features)
+            if estimated.ndim == 1:  # two labels: the booster gives P(second class) only
+                estimated = np.column_stack([1 - estimated, estimated])
+        else:
+            estimated = self.propensity_model_.predict_proba(features)
+        probabilities[:, self.propensity_model_.classes_] = estimated
         probabilities = np.clip(probabilities, self.propensity_clip, 1 - self.propensity_clip)
         return probabilities[:, code] / (probabilities[:, code] + probabilities[:, 0])
 
@@ -312,9 +334,16 @@ class XLearner(_CrossFittedLearner):
         for code, (model_arm, model_control) in enumerate(self.effect_models_, start=1):
             weight = self._blend_weight(features, code)
             columns.append(
-                weight * model_control.predict(features) + (1 - weight) * model_arm.predict(features)
+                weight * predict_outcome(model_control, features)
+                + (1 - weight) * predict_outcome(model_arm, features)
             )
         return np.column_stack(columns)
+
+    def _accepts_encoded(self) -> bool:
+        models = [model for pair in getattr(self, "effect_models_", [(None,)]) for model in pair]
+        if self.constant_propensity_ is None:
+            models.append(self.propensity_model_)
+        return all(accepts_encoded(model, self.encoder_) for model in models)
 
 
 class DRLearner(_CrossFittedLearner):
@@ -332,7 +361,10 @@ class DRLearner(_CrossFittedLearner):
             self.effect_models_.append(self._effect_model().fit(inputs.features, pseudo))
 
     def _predict_uplift(self, features: pd.DataFrame) -> NDArray[np.float64]:
-        return np.column_stack([model.predict(features) for model in self.effect_models_])
+        return np.column_stack([predict_outcome(model, features) for model in self.effect_models_])
+
+    def _accepts_encoded(self) -> bool:
+        return all(accepts_encoded(model, self.encoder_) for model in getattr(self, "effect_models_", [None]))
 
 
 def dr_pseudo_outcome(

@@ -1,9 +1,10 @@
 """The durable decision log: every answered decision, appended before the answer is sent.
 
 SQLite in WAL mode with `synchronous=FULL`: once `append` returns, the decision survives a
-crash of the process or the machine. A request's idempotency key maps to its decisions, so a
-retried request gets the same answer instead of a second, different decision. The log doubles
-as the exposures table for retraining (`read_exposures`).
+crash of the process or the machine. Concurrent appends share one transaction (group commit:
+one fsync for all of them) and each returns only after the commit that covers its rows. A
+request's idempotency key maps to its decisions, so a retried request gets the same answer
+instead of a second, different decision. The log doubles as the exposures table for retraining (`read_exposures`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +44,31 @@ CREATE INDEX IF NOT EXISTS decisions_customer ON decisions (customer_id, decided
 LOGGED_FIELDS = ("decision_id", "customer_id", "decided_at", "offer_id", "propensity", "holdout", "explored")
 
 
+_INSERT = "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_BY_KEY = "SELECT payload FROM decisions WHERE idempotency_key = ? ORDER BY item_index"
+
+
+@dataclass
+class _Append:
+    """One caller's rows waiting for a group commit, and what the commit made of them."""
+
+    rows: list[tuple[Any, ...]]
+    idempotency_key: str | None
+    done: bool = False
+    existing: list[dict[str, Any]] | None = None  # the first attempt's decisions (key already used)
+    error: BaseException | None = None
+
+
 class DecisionLog:
     """Append-only SQLite decision log, safe to share between threads of one process."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the connection
+        self._queue = threading.Condition()  # guards _waiting and _committing
+        self._waiting: list[_Append] = []
+        self._committing = False
         self._connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.execute("PRAGMA synchronous=FULL")
@@ -62,10 +82,7 @@ class DecisionLog:
     def find(self, idempotency_key: str) -> list[dict[str, Any]] | None:
         """The decisions already answered for this key, in request order, or None."""
         with self._lock:
-            rows = self._connection.execute(
-                "SELECT payload FROM decisions WHERE idempotency_key = ? ORDER BY item_index",
-                (idempotency_key,),
-            ).fetchall()
+            rows = self._connection.execute(_BY_KEY, (idempotency_key,)).fetchall()
         return [json.loads(payload) for (payload,) in rows] or None
 
     def append(
@@ -97,23 +114,58 @@ class DecisionLog:
             )
             for index, record in enumerate(decisions)
         ]
-        with self._lock:
+        entry = _Append(rows, idempotency_key)
+        with self._queue:
+            self._waiting.append(entry)
+            while self._committing and not entry.done:
+                self._queue.wait()
+            if not entry.done:  # no commit under way: this caller commits everything waiting
+                self._committing = True
+                batch, self._waiting = self._waiting, []
+        if not entry.done:
             try:
-                self._connection.execute("BEGIN IMMEDIATE")
-                self._connection.executemany(
-                    "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
-                )
-                self._connection.execute("COMMIT")
-            except sqlite3.IntegrityError:
-                self._connection.execute("ROLLBACK")
-                if idempotency_key is None:
-                    raise
-                existing = self._connection.execute(
-                    "SELECT payload FROM decisions WHERE idempotency_key = ? ORDER BY item_index",
-                    (idempotency_key,),
-                ).fetchall()
-                return [json.loads(payload) for (payload,) in existing]
+                self._commit(batch)
+            finally:
+                with self._queue:
+                    self._committing = False
+                    self._queue.notify_all()
+        if entry.error is not None:
+            raise entry.error
+        if entry.existing is not None:
+            return entry.existing
         return [dict(record) for record in decisions]
+
+    def _commit(self, batch: list[_Append]) -> None:
+        """Write every waiting append in one transaction (one fsync); an append whose key was
+        already used is rolled back alone (to its savepoint) and gets the first attempt's rows."""
+        try:
+            with self._lock:
+                self._connection.execute("BEGIN IMMEDIATE")
+                try:
+                    for entry in batch:
+                        self._connection.execute("SAVEPOINT item")
+                        try:
+                            self._connection.executemany(_INSERT, entry.rows)
+                        except sqlite3.IntegrityError as error:
+                            self._connection.execute("ROLLBACK TO item")
+                            if entry.idempotency_key is None:
+                                entry.error = error
+                            else:
+                                existing = self._connection.execute(_BY_KEY, (entry.idempotency_key,)).fetchall()
+                                entry.existing = [json.loads(payload) for (payload,) in existing]
+                        self._connection.execute("RELEASE item")
+                    self._connection.execute("COMMIT")
+                except BaseException:
+                    if self._connection.in_transaction:
+                        self._connection.execute("ROLLBACK")
+                    raise
+        except BaseException as error:  # nothing of the batch is on record: every caller fails
+            for entry in batch:
+                entry.error = entry.error or error
+            raise
+        finally:
+            for entry in batch:
+                entry.done = True
 
     def count(self) -> int:
         with self._lock:
