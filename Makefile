@@ -37,7 +37,7 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n 2 --dist loadgroup --timeout 900
+	$(BIN)/python -m pytest -n 2 --timeout 900
 
 bench: bench-features bench-policy bench-decide bench-serving bench-spark
 

@@ -37,6 +37,8 @@ def tracking_store(tmp_path_factory):
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)  # restored on exit (set_experiment exports it)
         mlflow.set_tracking_uri(uri)
+        mlflow.set_experiment("Default")  # not an experiment id cached from another module's store
         yield folder
         mlflow.set_tracking_uri(None)

@@ -53,7 +53,10 @@ def setup_tracking(experiment: str, folder: str | Path | None = None) -> str:
     matplotlib.use("Agg")
     uri = default_tracking_uri(folder)
     mlflow.set_tracking_uri(uri)
-    if not os.environ.get("MLFLOW_EXPERIMENT_ID"):  # `mlflow run` chooses the experiment itself
+    # Under `mlflow run` (it sets MLFLOW_RUN_ID) the project chose the experiment and the run. Not
+    # MLFLOW_EXPERIMENT_ID: mlflow.set_experiment exports it, so any earlier call in this process
+    # (another store, another experiment) would leave a stale id behind.
+    if not os.environ.get("MLFLOW_RUN_ID"):
         mlflow.set_experiment(experiment)
     logger.info("MLflow tracking at %s, experiment %s", uri, experiment)
     return uri
