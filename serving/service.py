@@ -147,17 +147,15 @@ class DecisionBatcher:
     rows are only batched with rows of the same model.
     """
 
-    def __init__(self, model: LoadedModel, max_rows: int = 2_000) -> None:
-        self.model = model
+    def __init__(self, max_rows: int = 2_000) -> None:
         self.max_rows = max_rows
         self._pending: list[tuple[pd.DataFrame, bool, Future, LoadedModel]] = []
         self._condition = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="nbo-decision-batcher", daemon=True)
         self._thread.start()
 
-    def submit(self, frame: pd.DataFrame, explain: bool, model: LoadedModel | None = None) -> pd.DataFrame:
-        """The decisions table for `frame` by `model` (default: the batcher's), decided now (naive UTC)."""
-        model = self.model if model is None else model
+    def submit(self, frame: pd.DataFrame, explain: bool, model: LoadedModel) -> pd.DataFrame:
+        """The decisions table for `frame` by `model`, decided now (naive UTC)."""
         if len(frame) >= self.max_rows:
             return model.decide(frame, datetime.now(UTC).replace(tzinfo=None), explain)
         future: Future = Future()
@@ -546,7 +544,7 @@ class NboService:
         except (OSError, ValueError) as error:
             raise RuntimeError(f"cannot open the feature snapshot {self.settings.snapshot!r}: {error}") from error
         self.log = DecisionLog(self.settings.decision_log)
-        self.batcher = DecisionBatcher(self.model)
+        self.batcher = DecisionBatcher()
         self.holder.start_polling(self.settings.reload_seconds)
         logger.info(
             "nbo service ready: model %s %s, snapshot %s as of %s, decision log %s",

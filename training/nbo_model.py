@@ -119,9 +119,7 @@ class UpliftModels:
         for outcome, learner in self.learners.items():
             if outcome not in OUTCOMES:
                 raise ValueError(f"uplift bundle has unknown outcome {outcome!r}; expected one of {OUTCOMES}")
-            if type(learner).predict is BaseUpliftLearner.predict and isinstance(
-                getattr(learner, "encoder_", None), FeatureEncoder
-            ):  # what BaseUpliftLearner.predict does, with the shared encoding
+            if _predicts_from_encoder(learner):  # what BaseUpliftLearner.predict does, with the shared encoding
                 check_is_fitted(learner, "arms_")
                 effects = learner._predict_uplift(encode(learner.encoder_))
             else:
@@ -139,13 +137,17 @@ class UpliftModels:
         cached = self.__dict__.get("_scores_encoded_arrays")
         if cached is None:
             cached = all(
-                type(learner).predict is BaseUpliftLearner.predict
-                and isinstance(getattr(learner, "encoder_", None), FeatureEncoder)
-                and learner._accepts_encoded()
-                for learner in self.learners.values()
+                _predicts_from_encoder(learner) and learner._accepts_encoded() for learner in self.learners.values()
             ) and (self.baseline_convert is None or accepts_encoded(self.baseline_convert, self.baseline_encoder))
             self.__dict__["_scores_encoded_arrays"] = cached
         return cached
+
+
+def _predicts_from_encoder(learner: Any) -> bool:
+    """True when `learner.predict` is `BaseUpliftLearner.predict`: encode with `encoder_`, then `_predict_uplift`."""
+    return type(learner).predict is BaseUpliftLearner.predict and isinstance(
+        getattr(learner, "encoder_", None), FeatureEncoder
+    )
 
 
 class UpliftPyfunc(mlflow.pyfunc.PythonModel):
