@@ -83,6 +83,9 @@ async def _send(
         result.kept.append(keep(spec, response))
 
 
+#: Seconds an idle client connection is kept for reuse; below the server's keep-alive timeout (5 s).
+KEEPALIVE_EXPIRY_S = 2.0
+
 async def run_load_async(
     base_url: str,
     make_request: Callable[[int], RequestSpec],
@@ -100,7 +103,11 @@ async def run_load_async(
     if concurrency < 1 or (rate is not None and rate <= 0):
         raise ValueError(f"concurrency must be >= 1 and rate > 0, got {concurrency} and {rate}")
     result = LoadResult()
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    # Idle connections expire on our side well before the server's keep-alive timeout (BentoML/uvicorn: 5 s,
+    # httpx's default expiry is also 5 s): reusing one the server is closing at that moment gives a ReadError.
+    limits = httpx.Limits(
+        max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=KEEPALIVE_EXPIRY_S
+    )
     async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits) as client:
         started = time.perf_counter()
 
