@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic_core import to_json
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -110,7 +111,7 @@ class DecisionLog:
                 int(bool(record["holdout"])),
                 int(bool(record["explored"])),
                 record.get("model_version"),
-                json.dumps(record, default=str),
+                to_json(record, fallback=str).decode(),  # pydantic-core's encoder: ~3x json.dumps
             )
             for index, record in enumerate(decisions)
         ]

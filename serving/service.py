@@ -40,7 +40,7 @@ from models.policy_config import NO_MESSAGE
 from models.reasons import Contributions
 from serving.config import HEALTH_PATHS, ServingSettings
 from serving.decision_log import DecisionLog
-from serving.model_holder import ModelHolder
+from serving.model_holder import SMOKE_ROWS, ModelHolder, settle_heap
 from serving.openapi_doc import OPERATIONS, openapi_document
 from serving.schemas import (
     Contribution,
@@ -545,7 +545,10 @@ class NboService:
             raise RuntimeError(f"cannot open the feature snapshot {self.settings.snapshot!r}: {error}") from error
         self.log = DecisionLog(self.settings.decision_log)
         self.batcher = DecisionBatcher()
+        # Rows to smoke-test a reloaded model with before any request has been answered.
+        self.holder.remember(self.snapshot.sample(SMOKE_ROWS))
         self.holder.start_polling(self.settings.reload_seconds)
+        settle_heap()
         logger.info(
             "nbo service ready: model %s %s, snapshot %s as of %s, decision log %s",
             self.settings.model_uri, self.model.versions, self.settings.snapshot, self.snapshot.as_of,

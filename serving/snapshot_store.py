@@ -46,6 +46,10 @@ class SnapshotStore(Protocol):
         """Rows of the customers found (any order, each once), dtypes as published."""
         ...
 
+    def sample(self, rows: int) -> pd.DataFrame:
+        """Up to `rows` rows of the snapshot (any customers): smoke-test input for a new model."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -86,12 +90,8 @@ def _encode(column: pd.Series, kind: str) -> list[Any]:
     return [None if gone else str(value) for value, gone in zip(column.to_numpy(dtype=object), missing, strict=True)]
 
 
-def _decode(values: np.ndarray, kind: str, dtype: str) -> Any:
-    """The published dtype back from a column of SQL values (object array)."""
-    missing = np.array([value is None for value in values], dtype=bool)
-    if kind == "str":
-        return pd.array(values, dtype="str")
-    numbers = np.where(missing, np.nan, values).astype(float)
+def _decode_numbers(numbers: np.ndarray, missing: np.ndarray, kind: str, dtype: str) -> Any:
+    """The published dtype back from a non-text column: its values as float64 (NaN where missing)."""
     if kind == "timestamp":
         stamps = np.where(missing, np.iinfo(np.int64).min, np.nan_to_num(numbers)).astype(np.int64)
         return stamps.view("datetime64[us]")
@@ -207,13 +207,22 @@ class _Layout:
         self.dtypes = [dtype for _, _, dtype in columns]
         self.as_of = pd.Timestamp(metadata["as_of"]) if metadata.get("as_of") else None
         self.customers = int(metadata["customers"]) if metadata.get("customers") else None
+        self._numeric = [position for position, kind in enumerate(self.kinds) if kind != "str"]
 
     def frame(self, rows: list[tuple]) -> pd.DataFrame:
+        """The rows as a frame with the published dtypes. Non-text columns are converted as one
+        block (one pass over the values, not one per column: a lookup is on every request's path)."""
         matrix = np.array(rows, dtype=object).reshape(len(rows), len(self.names))
-        data = {
-            name: _decode(matrix[:, position], kind, dtype)
-            for position, (name, kind, dtype) in enumerate(zip(self.names, self.kinds, self.dtypes, strict=True))
-        }
+        missing = np.equal(matrix, None)
+        numeric = self._numeric
+        numbers = np.where(missing[:, numeric], np.nan, matrix[:, numeric]).astype(np.float64)
+        column_of = {position: index for index, position in enumerate(numeric)}
+        data = {}
+        for position, (name, kind, dtype) in enumerate(zip(self.names, self.kinds, self.dtypes, strict=True)):
+            if kind == "str":
+                data[name] = pd.array(matrix[:, position], dtype="str")
+            else:
+                data[name] = _decode_numbers(numbers[:, column_of[position]], missing[:, position], kind, dtype)
         return pd.DataFrame(data, copy=False)
 
 
@@ -276,6 +285,13 @@ class SQLiteSnapshotStore:
                     ).fetchall()
                 )
         return layout.frame(rows)
+
+    def sample(self, rows: int) -> pd.DataFrame:
+        """Up to `rows` rows of the snapshot (the first ones stored)."""
+        with self._lock:
+            layout = self._refresh()
+            found = self._connection.execute(f"SELECT * FROM {_TABLE} LIMIT ?", (int(rows),)).fetchall()
+        return layout.frame(found)
 
     def close(self) -> None:
         with self._lock:
@@ -363,6 +379,15 @@ class PostgresSnapshotStore:
                 )
             ]
         return self._layout.frame(rows)
+
+    def sample(self, rows: int) -> pd.DataFrame:
+        """Up to `rows` rows of the snapshot."""
+        with self._engine.connect() as connection:
+            found = [
+                tuple(row)
+                for row in connection.execute(self._text(f"SELECT * FROM {_TABLE} LIMIT :rows"), {"rows": int(rows)})
+            ]
+        return self._layout.frame(found)
 
     def close(self) -> None:
         self._engine.dispose()

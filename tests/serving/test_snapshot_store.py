@@ -1,0 +1,66 @@
+"""The published snapshot comes back from a lookup with the values and dtypes it was published with."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from serving.snapshot_store import open_snapshot_store, publish_snapshot
+
+
+def _snapshot(rows: int = 40) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    stamps = pd.Timestamp("2025-06-01") + pd.to_timedelta(rng.integers(0, 10**6, rows), unit="s")
+    frame = pd.DataFrame(
+        {
+            "customer_id": pd.array([f"C{k}" for k in range(rows)], dtype="str"),
+            "as_of": np.full(rows, np.datetime64("2025-09-01T00:00:00", "us")),
+            "recency_days": rng.uniform(0, 400, rows),
+            "frequency_90d": rng.integers(0, 9, rows).astype(np.int64),
+            "orders_total": pd.array(rng.integers(0, 50, rows), dtype="Int64"),
+            "email_consent": rng.random(rows) < 0.8,
+            "sms_consent": pd.array(rng.random(rows) < 0.3, dtype="boolean"),
+            "last_purchase_at": stamps.to_numpy(dtype="datetime64[us]"),
+            "rfm_segment": pd.array(rng.choice(["A", "B", "C"], rows), dtype="str"),
+            "timezone": pd.array(rng.choice(["Europe/Paris", "America/New_York"], rows), dtype="str"),
+        }
+    )
+    # Missing values of every kind, in different rows.
+    frame.loc[1, "recency_days"] = np.nan
+    frame.loc[2, "orders_total"] = pd.NA
+    frame.loc[3, "sms_consent"] = pd.NA
+    frame.loc[4, "last_purchase_at"] = pd.NaT
+    frame.loc[5, "rfm_segment"] = None
+    return frame
+
+
+@pytest.mark.parametrize("ids", [["C7"], ["C1"], ["C2", "C3", "C4", "C5"], None])
+def test_lookup_returns_the_published_rows_and_dtypes(tmp_path, ids):
+    snapshot = _snapshot()
+    publish_snapshot(snapshot, tmp_path / "snapshot.sqlite")
+    store = open_snapshot_store(tmp_path / "snapshot.sqlite")
+    wanted = list(snapshot["customer_id"]) if ids is None else ids
+    found = store.lookup([*wanted, "nobody"])
+    order = pd.Index(found["customer_id"]).get_indexer(wanted)
+    assert (order >= 0).all() and len(found) == len(wanted), "each known customer once, unknown ones absent"
+    expected = snapshot.set_index("customer_id").loc[wanted].reset_index()
+    pd.testing.assert_frame_equal(found.iloc[order].reset_index(drop=True), expected, check_exact=True)
+
+
+def test_a_lookup_of_nobody_is_an_empty_frame_with_the_columns(tmp_path):
+    snapshot = _snapshot(8)
+    publish_snapshot(snapshot, tmp_path / "snapshot.sqlite")
+    found = open_snapshot_store(tmp_path / "snapshot.sqlite").lookup(["nobody"])
+    assert len(found) == 0 and list(found.columns) == list(snapshot.columns)
+
+
+def test_sample_gives_up_to_n_published_rows(tmp_path):
+    snapshot = _snapshot(8)
+    publish_snapshot(snapshot, tmp_path / "snapshot.sqlite")
+    store = open_snapshot_store(tmp_path / "snapshot.sqlite")
+    sample = store.sample(3)
+    assert len(sample) == 3 and list(sample.columns) == list(snapshot.columns)
+    expected = snapshot.set_index("customer_id").loc[list(sample["customer_id"])].reset_index()
+    pd.testing.assert_frame_equal(sample, expected, check_exact=True)
+    assert len(store.sample(100)) == 8
