@@ -10,6 +10,7 @@ saw, so the calibration map reflects how the model behaves on data later than it
 from __future__ import annotations
 
 import logging
+from collections.abc import Container
 from dataclasses import dataclass
 
 import lightgbm as lgb
@@ -21,6 +22,8 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
+from models.uplift_base import SINGLE_THREAD_ROWS, accepts_encoded
+
 logger = logging.getLogger(__name__)
 
 CALIBRATION_METHODS = ("auto", "sigmoid", "isotonic", "none")
@@ -28,6 +31,9 @@ MIN_ROWS_PER_CLASS = 10
 # "auto" uses isotonic regression only when each class has this many calibration rows; below
 # that it overfits and Platt scaling is the safer choice (scikit-learn's calibration guide).
 ISOTONIC_MIN_ROWS_PER_CLASS = 1000
+#: Up to this many rows `_FeatureFrame.transform_array` reads the frame in one pass as objects rather
+#: than selecting its numeric columns, a pandas step that costs microseconds per column whatever the rows.
+OBJECT_PASS_ROWS = 64
 
 
 @dataclass(frozen=True)
@@ -132,11 +138,7 @@ class _FeatureFrame:
         return cls(list(X.columns), categories)
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        if not isinstance(X, pd.DataFrame):
-            raise ValueError(f"X must be a pandas DataFrame with the feature columns, got {type(X).__name__}")
-        missing = [column for column in self.columns if column not in X.columns]
-        if missing:
-            raise ValueError(f"X lacks {len(missing)} feature column(s) the model was fitted on: {missing[:10]}")
+        self._check_columns(X)
         numeric = [column for column in self.columns if column not in self.categories]
         # One block conversion for the (many) numeric columns: per-column conversion dominated
         # single-customer scoring time.
@@ -147,14 +149,107 @@ class _FeatureFrame:
         block[~np.isfinite(block)] = np.nan
         out = dict(zip(typed, block.T, strict=True))
         for column in numeric:
-            if column not in out:  # text that should be a number: coerce, unparseable -> NaN
-                numbers = pd.to_numeric(X[column], errors="coerce").astype("float64").to_numpy(copy=True)
-                numbers[~np.isfinite(numbers)] = np.nan
-                out[column] = numbers
+            if column not in out:
+                out[column] = _text_numbers(X[column])
         for column in self.categories:
             text = X[column].astype("string").to_numpy(dtype=object, na_value=None)
             out[column] = pd.Categorical(text, categories=self.categories[column])
         return pd.DataFrame({column: out[column] for column in self.columns}, index=X.index)
+
+    def transform_array(self, X: pd.DataFrame) -> np.ndarray:
+        """`transform(X)` as the float64 matrix LightGBM makes of it (columns in `columns` order,
+        categories as level positions, NaN when missing or unseen), without building the frame,
+        whose per-column pandas work dominates scoring a few rows. X's column names must be unique."""
+        names = X.columns.tolist() if isinstance(X, pd.DataFrame) else []
+        where = {column: index for index, column in enumerate(names)}
+        self._check_columns(X, where)
+        if len(where) != len(names):
+            repeated = sorted({str(name) for name in names if names.count(name) > 1})
+            raise ValueError(f"X has repeated column names {repeated[:10]}; each column must appear once")
+        dtypes = dict(zip(where, X.dtypes.tolist(), strict=True))
+        kinds = {dtype: _number_kind(dtype) for dtype in set(dtypes.values())}
+        numeric = [column for column in self.columns if column not in self.categories]
+        plain = [column for column in numeric if kinds[dtypes[column]] == "plain"]
+        other = [column for column in numeric if kinds[dtypes[column]] == "other"]
+        strings = [column for column in self.categories if isinstance(dtypes[column], pd.StringDtype)]
+        position = self._positions()
+        result = np.empty((len(X), len(self.columns)), dtype=np.float64)
+        values: dict[str, np.ndarray] = {}
+        if len(X) <= OBJECT_PASS_ROWS and (plain or strings):
+            # One pass over the frame's blocks; numpy numbers and booleans convert to float64 from
+            # Python objects exactly as they convert directly.
+            objects = X.to_numpy(dtype=object)
+            if plain:
+                result[:, [position[c] for c in plain]] = objects[:, [where[c] for c in plain]].astype(np.float64)
+            values = {column: objects[:, where[column]] for column in strings}
+        else:
+            other = plain + other
+        if other:
+            result[:, [position[c] for c in other]] = X[other].to_numpy(dtype="float64", na_value=np.nan)
+        for column in numeric:
+            if kinds[dtypes[column]] == "text":
+                result[:, position[column]] = _text_numbers(X[column])
+        result[~np.isfinite(result)] = np.nan
+        levels = self._level_positions()
+        for column in self.categories:
+            if column in values:
+                text = values[column]  # str, or a missing marker that is not a str
+            elif column in strings:
+                text = X[column].to_numpy(dtype=object, na_value=None)
+            else:
+                text = X[column].astype("string").to_numpy(dtype=object, na_value=None)
+            lookup = levels[column]
+            result[:, position[column]] = [
+                lookup.get(value, np.nan) if isinstance(value, str) else np.nan for value in text
+            ]
+        return result
+
+    def _check_columns(self, X: pd.DataFrame, present: Container | None = None) -> None:
+        """Raise a ValueError unless X is a DataFrame with every feature column (in `present`, default
+        X's columns)."""
+        if not isinstance(X, pd.DataFrame):
+            raise ValueError(f"X must be a pandas DataFrame with the feature columns, got {type(X).__name__}")
+        present = X.columns if present is None else present
+        missing = [column for column in self.columns if column not in present]
+        if missing:
+            raise ValueError(f"X lacks {len(missing)} feature column(s) the model was fitted on: {missing[:10]}")
+
+    def _positions(self) -> dict:
+        """Each feature column's index in `columns`, computed once per object (older pickles included)."""
+        cached = self.__dict__.get("_positions_cache")
+        if cached is None or cached[0] != self.columns:
+            cached = (list(self.columns), {column: index for index, column in enumerate(self.columns)})
+            self.__dict__["_positions_cache"] = cached
+        return cached[1]
+
+    def _level_positions(self) -> dict[str, dict[str, float]]:
+        """Per categorical column, level -> its position: the codes `pd.Categorical` gives str values."""
+        cached = self.__dict__.get("_levels_cache")
+        if cached is None or cached[0] != self.categories:
+            levels = {
+                column: {level: float(index) for index, level in enumerate(values)}
+                for column, values in self.categories.items()
+            }
+            cached = ({column: list(values) for column, values in self.categories.items()}, levels)
+            self.__dict__["_levels_cache"] = cached
+        return cached[1]
+
+
+def _number_kind(dtype: object) -> str:
+    """How `transform` converts a numeric feature of this dtype: "plain" numpy numbers and booleans,
+    "other" numbers (nullable, extension) by pandas, "text" parsed with `_text_numbers`."""
+    if isinstance(dtype, np.dtype) and dtype.kind in "fiub":
+        return "plain"
+    if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+        return "other"
+    return "text"
+
+
+def _text_numbers(values: pd.Series) -> np.ndarray:
+    """A numeric feature that arrived as text: parsed as numbers, unparseable or non-finite -> NaN."""
+    numbers = pd.to_numeric(values, errors="coerce").astype("float64").to_numpy(copy=True)
+    numbers[~np.isfinite(numbers)] = np.nan
+    return numbers
 
 
 class ChurnClassifier(ClassifierMixin, BaseEstimator):
@@ -348,14 +443,29 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "booster_model_")
         return self.features_.transform(X)
 
+    def booster_output(self, X: pd.DataFrame, *, pred_contrib: bool = False) -> np.ndarray:
+        """The booster's raw log-odds per row, or with `pred_contrib` its TreeSHAP contributions (one
+        column per feature, then the expected value). Scored from `features_.transform_array` when the
+        booster was fitted on the same category levels (identical numbers, without the per-column pandas
+        work that dominates a few rows), else from `prepare_features`."""
+        check_is_fitted(self, "booster_model_")
+        model = self.booster_model_
+        kind = {"pred_contrib": True} if pred_contrib else {"raw_score": True}
+        # accepts_encoded reads only `columns` and `categories`, which _FeatureFrame has too.
+        if isinstance(X, pd.DataFrame) and len(X) and X.columns.is_unique and accepts_encoded(model, self.features_):
+            matrix = self.features_.transform_array(X)
+            threads = 1 if len(matrix) <= SINGLE_THREAD_ROWS else model._process_n_jobs(model.n_jobs)
+            return np.asarray(model.booster_.predict(matrix, num_threads=threads, **kind), dtype=float)
+        return np.asarray(model.predict(self.prepare_features(X), **kind), dtype=float)
+
     def predict_uncalibrated_proba(self, X: pd.DataFrame) -> np.ndarray:
         """P(churn) straight from the booster, before calibration (for diagnostics)."""
-        raw = self._raw_margin(self.prepare_features(X))
+        raw = self.booster_output(X)
         return 1 / (1 + np.exp(-raw))
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated [P(stay), P(churn)] per row."""
-        raw = self._raw_margin(self.prepare_features(X))
+        raw = self.booster_output(X)
         if self.calibrator_ is None:
             churn = 1 / (1 + np.exp(-raw))
         elif isinstance(self.calibrator_, LogisticRegression):

@@ -22,11 +22,10 @@ def churn_contributions(model: ChurnClassifier, frame: pd.DataFrame) -> Contribu
     """
     from sklearn.linear_model import LogisticRegression
 
-    prepared = model.prepare_features(frame)
-    values = np.asarray(model.booster_model_.predict(prepared, pred_contrib=True), dtype=float)[:, :-1]
+    values = model.booster_output(frame, pred_contrib=True)[:, :-1]
     if isinstance(model.calibrator_, LogisticRegression):
         values = values * float(model.calibrator_.coef_[0, 0])
-    return Contributions(values, list(prepared.columns))
+    return Contributions(values, list(model.features_.columns))
 
 
 def uplift_contributions(learner: BaseUpliftLearner, frame: pd.DataFrame, arm: str) -> Contributions | None:

@@ -166,8 +166,17 @@ class SLearner(BaseUpliftLearner):
         # Every label's copy of the rows stacked into one prediction call (trees score rows
         # independently, so the numbers are the same; one call instead of one per label).
         labels = len(self.labels_)
+        if isinstance(features, np.ndarray):  # encoded rows: the copies and indicators written in place
+            width = features.shape[1]
+            stacked_array = np.zeros((labels * n_rows, width + labels - 1))
+            for code in range(labels):
+                label_rows = stacked_array[code * n_rows : (code + 1) * n_rows]
+                label_rows[:, :width] = features
+                if code:
+                    label_rows[:, width + code - 1] = 1.0
+            return predict_encoded(self.model_, stacked_array).reshape(labels, n_rows).T
         rows = np.tile(np.arange(n_rows), labels)
-        stacked = features[rows] if isinstance(features, np.ndarray) else features.iloc[rows].reset_index(drop=True)
+        stacked = features.iloc[rows].reset_index(drop=True)
         codes = np.repeat(np.arange(labels), n_rows)
         return predict_outcome(self.model_, self._with_treatment(stacked, codes)).reshape(labels, n_rows).T
 
@@ -314,10 +323,11 @@ class XLearner(_CrossFittedLearner):
             model_control = self._effect_model().fit(inputs.features[control_rows], imputed_control)
             self.effect_models_.append((model_arm, model_control))
 
-    def _blend_weight(self, features: pd.DataFrame, code: int) -> NDArray[np.float64]:
+    def _blend_weights(self, features: pd.DataFrame | NDArray[np.float64]) -> list[NDArray[np.float64]]:
+        """g = e_arm / (e_arm + e_control) per arm, from one propensity prediction for all arms."""
         if self.constant_propensity_ is not None:
-            arm, control = self.constant_propensity_[code], self.constant_propensity_[0]
-            return np.full(len(features), arm / (arm + control))
+            control = self.constant_propensity_[0]
+            return [np.full(len(features), arm / (arm + control)) for arm in self.constant_propensity_[1:]]
         probabilities = np.zeros((len(features), len(self.labels_)))
         if isinstance(features, np.ndarray):
             estimated = predict_encoded(self.propensity_model_, features)
@@ -327,12 +337,15 @@ class XLearner(_CrossFittedLearner):
             estimated = self.propensity_model_.predict_proba(features)
         probabilities[:, self.propensity_model_.classes_] = estimated
         probabilities = np.clip(probabilities, self.propensity_clip, 1 - self.propensity_clip)
-        return probabilities[:, code] / (probabilities[:, code] + probabilities[:, 0])
+        return [
+            probabilities[:, code] / (probabilities[:, code] + probabilities[:, 0])
+            for code in range(1, len(self.labels_))
+        ]
 
     def _predict_uplift(self, features: pd.DataFrame) -> NDArray[np.float64]:
         columns = []
-        for code, (model_arm, model_control) in enumerate(self.effect_models_, start=1):
-            weight = self._blend_weight(features, code)
+        weights = self._blend_weights(features)
+        for (model_arm, model_control), weight in zip(self.effect_models_, weights, strict=True):
             columns.append(
                 weight * predict_outcome(model_control, features)
                 + (1 - weight) * predict_outcome(model_arm, features)

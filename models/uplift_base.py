@@ -135,6 +135,10 @@ class FeatureEncoder:
         """The same encoding as one float64 matrix (columns in `columns` order), categories as their
         level's position (NaN when missing or unseen): what LightGBM turns `transform(X)` into itself,
         built without the per-column pandas work that dominates scoring a few rows."""
+        if isinstance(X, pd.DataFrame):
+            encoded = self._transform_by_layout(X)
+            if encoded is not None:
+                return encoded
         numbers, categoricals = self._convert(X, codes=True)
         names, block = numbers
         if not categoricals:
@@ -149,6 +153,66 @@ class FeatureEncoder:
             codes[codes < 0] = np.nan
             result[:, position[column]] = codes
         return result
+
+    def _transform_by_layout(self, frame: pd.DataFrame) -> NDArray[np.float64] | None:
+        """`transform_array(frame)` read straight from the frame's blocks along a plan worked out once
+        per column layout (every request has the same one); None when no plan applies (then the general
+        path runs). Numbers are cast as `DataFrame.to_numpy` casts them, categories matched as before."""
+        manager = getattr(frame, "_mgr", None)
+        blocks = getattr(manager, "blocks", None)
+        if blocks is None or not hasattr(manager, "blknos"):
+            return None
+        labels = frame.columns.tolist()
+        dtypes = tuple([block.dtype for block in blocks])
+        key = (tuple(labels), manager.blknos.tobytes(), manager.blklocs.tobytes(), dtypes)
+        plans, level_positions = self._layout_cache()
+        plan = plans.get(key, _UNPLANNED)  # one look-up: another thread may clear the dict meanwhile
+        if plan is _UNPLANNED:
+            if len(plans) >= MAX_LAYOUT_PLANS:
+                plans.clear()
+            plan = plans[key] = _LayoutPlan.build(self, labels, manager, level_positions)
+        if plan is None:
+            return None
+        rows = len(frame)
+        result = np.empty((rows, len(self.columns)), dtype=np.float64)
+        if plan.stacked_blocks:
+            stack = np.concatenate([blocks[index].values for index in plan.stacked_blocks], dtype=np.float64)
+            result[:, plan.stacked_targets] = stack[plan.stacked_rows].T
+        for index, target in plan.extension:
+            result[:, target] = blocks[index].values.to_numpy(dtype=np.float64, na_value=np.nan)
+        for column, target in plan.text:  # text columns must parse as numbers, as before
+            result[:, target] = pd.to_numeric(frame[column], errors="raise").astype(np.float64).to_numpy()
+        for column, target, index, row, per_value in plan.categorical:
+            codes = None
+            if per_value and rows <= PER_VALUE_LOOKUP_ROWS:
+                values = blocks[index].values
+                codes = _level_codes(values[row] if values.ndim == 2 else values, level_positions[column], rows)
+            if codes is None:  # the look-up pd.Categorical does
+                found = self._level_indexes()[column].get_indexer_for(frame[column].astype(object))
+                codes = found.astype(np.float64)
+                codes[found < 0] = np.nan
+            result[:, target] = codes
+        return result
+
+    def _layout_cache(self) -> tuple[dict[tuple, _LayoutPlan | None], dict[str, dict[str, int]]]:
+        """Plans per frame layout and each all-text categorical column's level -> position, kept in
+        `__dict__` (encoders unpickled from older code get them on first use) and dropped when
+        `columns` or `categories` change."""
+        cached = self.__dict__.get("_layouts")
+        if cached is None or cached[0] != self.columns or cached[1] != self.categories:
+            level_positions = {
+                column: {level: position for position, level in enumerate(index.tolist())}
+                for column, index in self._level_indexes().items()
+                if all(type(level) is str for level in index.tolist())
+            }
+            snapshot = {column: list(levels) for column, levels in self.categories.items()}
+            cached = (list(self.columns), snapshot, {}, level_positions)
+            self.__dict__["_layouts"] = cached
+        return cached[2], cached[3]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the fitted state only: the look-up caches are rebuilt on first use."""
+        return {name: value for name, value in self.__dict__.items() if name not in ("_indexes", "_layouts")}
 
     def _convert(
         self, X: pd.DataFrame | ArrayLike, *, codes: bool = False
@@ -206,6 +270,84 @@ def as_frame(X: pd.DataFrame | ArrayLike) -> pd.DataFrame:
     if array.ndim != 2:
         raise ValueError(f"X must be a DataFrame or a 2-d array, got shape {array.shape}")
     return pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
+
+
+#: Category levels of inputs up to this many rows are matched value by value in a dict: pandas'
+#: vectorised look-up costs tens of microseconds per column, more than a few dict look-ups.
+PER_VALUE_LOOKUP_ROWS = 16
+#: Distinct frame layouts remembered per encoder (a service sees one or two).
+MAX_LAYOUT_PLANS = 16
+_UNPLANNED = object()
+
+
+@dataclass(frozen=True)
+class _LayoutPlan:
+    """Where each encoder column sits in a frame's blocks (pandas' BlockManager) and where it goes."""
+
+    stacked_blocks: tuple[int, ...]  # numpy blocks holding typed number columns, stacked in this order
+    stacked_rows: NDArray[np.intp]  # row of each such column in the stack
+    stacked_targets: NDArray[np.intp]  # its output column
+    extension: tuple[tuple[int, int], ...]  # (block, output column): typed numbers in extension arrays
+    text: tuple[tuple[str, int], ...]  # (column, output column): numbers held as text
+    categorical: tuple[tuple[str, int, int, int, bool], ...]  # (column, output, block, row, per-value look-up)
+
+    @classmethod
+    def build(
+        cls, encoder: FeatureEncoder, labels: list[Any], manager: Any, level_positions: dict[str, dict[str, int]]
+    ) -> _LayoutPlan | None:
+        """The plan for this layout, or None when the general path must run: non-text or repeated
+        column names, missing columns (it raises), or a block kind this plan does not read."""
+        if any(type(label) is not str for label in labels) or len(set(labels)) != len(labels):
+            return None
+        where = {label: position for position, label in enumerate(labels)}
+        if any(column not in where for column in encoder.columns):
+            return None
+        offsets: dict[int, int] = {}  # stacked block -> its first row in the stack
+        stacked = 0
+        rows, targets, extension, text, categorical = [], [], [], [], []
+        for target, column in enumerate(encoder.columns):
+            index = int(manager.blknos[where[column]])
+            row = int(manager.blklocs[where[column]])
+            values, dtype = manager.blocks[index].values, manager.blocks[index].dtype
+            if column in encoder.categories:
+                readable = (isinstance(dtype, pd.StringDtype) and values.ndim == 1) or (
+                    isinstance(values, np.ndarray) and values.dtype.kind == "O" and values.ndim == 2
+                )
+                categorical.append((column, target, index, row, readable and column in level_positions))
+            elif not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
+                text.append((column, target))
+            elif isinstance(values, np.ndarray) and values.ndim == 2 and dtype.kind in "biuf":
+                if index not in offsets:
+                    offsets[index], stacked = stacked, stacked + len(values)
+                rows.append(offsets[index] + row)
+                targets.append(target)
+            elif not isinstance(values, np.ndarray) and values.ndim == 1:
+                extension.append((index, target))
+            else:
+                return None
+        return cls(
+            tuple(offsets),
+            np.asarray(rows, dtype=np.intp),
+            np.asarray(targets, dtype=np.intp),
+            tuple(extension),
+            tuple(text),
+            tuple(categorical),
+        )
+
+
+def _level_codes(values: Any, positions: dict[str, int], rows: int) -> NDArray[np.float64] | None:
+    """Level positions of text values (NaN when missing or unseen), or None when a value is neither
+    text nor missing (then pandas' look-up decides)."""
+    codes = np.empty(rows, dtype=np.float64)
+    for row in range(rows):
+        value = values[row]
+        if type(value) is str:
+            codes[row] = positions.get(value, np.nan)
+        elif value is None or value is pd.NA or (isinstance(value, float) and value != value):
+            codes[row] = np.nan
+        else:
+            return None
+    return codes
 
 
 @dataclass
