@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from features.catalog import Offer
 from models.policy_config import BASELINE_CONVERT, PolicyConfig, column_for
-from models.policy_options import OptionGrid, float_column
+from models.policy_options import FrameColumns, OptionGrid, float_column
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class ValueTerms:
     offers_without_source: NDArray[np.bool_]
 
 
-def _customer_amount(frame: pd.DataFrame, column: str, fallback: float | None, what: str) -> NDArray[np.float64]:
+def _customer_amount(frame: FrameColumns, column: str, fallback: float | None, what: str) -> NDArray[np.float64]:
     values = float_column(frame, column)
     if values is None:
         if fallback is None:
@@ -100,15 +101,21 @@ def _customer_amount(frame: pd.DataFrame, column: str, fallback: float | None, w
     return values
 
 
+@cache
+def _column_names(quantity: str, offer_id: str, channel: str) -> tuple[str, str]:
+    """The per-offer and the per-(offer, channel) column of a quantity, formatted once per process."""
+    return column_for(quantity, offer_id), column_for(quantity, offer_id, channel)
+
+
 def _offer_column(
-    frame: pd.DataFrame, quantity: str, offer: Offer, channel: str
+    frame: FrameColumns, quantity: str, offer: Offer, channel: str
 ) -> tuple[NDArray[np.float64] | None, bool]:
     """The per-(offer, channel) column where present and not missing, else the per-offer column.
 
     Returns (values or None, whether any column exists).
     """
-    offer_values = float_column(frame, column_for(quantity, offer.offer_id))
-    channel_values = float_column(frame, column_for(quantity, offer.offer_id, channel))
+    offer_name, channel_name = _column_names(quantity, offer.offer_id, channel)
+    offer_values, channel_values = frame.floats(offer_name), frame.floats(channel_name)
     if channel_values is None:
         return offer_values, offer_values is not None
     if offer_values is None:
@@ -116,13 +123,19 @@ def _offer_column(
     return np.where(np.isnan(channel_values), offer_values, channel_values), True
 
 
-def value_terms(frame: pd.DataFrame, grid: OptionGrid, config: PolicyConfig) -> ValueTerms:
+def _stack(columns: list[NDArray[np.float64]], n_rows: int) -> NDArray[np.float64]:
+    """Per-option columns side by side (n_rows x len(columns)), also for zero rows."""
+    return np.column_stack(columns).reshape(n_rows, len(columns))
+
+
+def value_terms(frame: pd.DataFrame | FrameColumns, grid: OptionGrid, config: PolicyConfig) -> ValueTerms:
     """Every term of the value formula for every customer and option, from the input columns.
 
     Reads `uplift_convert__<offer>[__<channel>]`, `uplift_unsubscribe__…`, `uplift_revenue__…`,
     `p_convert__<offer>` (else `p_convert__control` + uplift), the order value and the
     subscriber value. Offers without model columns use `config.uplift_priors`, else stay unpriced.
     """
+    frame = FrameColumns.of(frame)
     n_rows, n_options = len(frame), grid.size
     shape = (n_rows, n_options)
     order_value = _customer_amount(frame, config.order_value_column, config.fallback_order_value, "order value")
@@ -135,6 +148,11 @@ def value_terms(frame: pd.DataFrame, grid: OptionGrid, config: PolicyConfig) -> 
     margin, discount = np.zeros(shape), np.zeros(shape)
     has_estimate = np.ones((n_rows, len(grid.offers)), dtype=bool)
     without_source = np.zeros(len(grid.offers), dtype=bool)
+    # Gather each option's inputs, then compute every term on whole matrices: the same element-wise
+    # arithmetic as option by option, without a dozen numpy calls per option.
+    priced, positions, converts, unsubscribes, conversions, discounts = [], [], [], [], [], []
+    revenues, revenue_given = [], []
+    per_offer_discount: dict[int, NDArray[np.float64]] = {}
     for option in range(n_options):
         position = int(grid.offer_index[option])
         offer, channel = grid.offers[position], grid.channels[grid.channel_index[option]]
@@ -153,24 +171,44 @@ def value_terms(frame: pd.DataFrame, grid: OptionGrid, config: PolicyConfig) -> 
             unsubscribe = np.zeros(n_rows) if unsubscribe is None else unsubscribe
             option_revenue, _ = _offer_column(frame, "uplift_revenue", offer, channel)
         converted, _ = _offer_column(frame, "p_convert", offer, channel)
-        if baseline is not None:
-            from_baseline = np.clip(baseline + convert, 0.0, 1.0)
-            converted = from_baseline if converted is None else np.where(np.isnan(converted), from_baseline, converted)
-        per_conversion = discount_cost_per_conversion(offer, order_value)
-        if converted is None:
+        if position not in per_offer_discount:
+            per_offer_discount[position] = discount_cost_per_conversion(offer, order_value)
+        per_conversion = per_offer_discount[position]
+        if converted is None and baseline is None:
             if np.any(per_conversion > 0):
                 raise ValueError(
                     f"offer {offer.offer_id!r} gives a discount, so its cost needs P(convert | offer): add "
                     f"column {column_for('p_convert', offer.offer_id)!r} or the baseline {BASELINE_CONVERT!r}"
                 )
             converted = np.zeros(n_rows)
+        priced.append(option)
+        positions.append(position)
+        converts.append(convert)
+        unsubscribes.append(unsubscribe)
+        revenue_given.append(option_revenue is not None)
+        revenues.append(np.zeros(n_rows) if option_revenue is None else option_revenue)
+        # No P(convert) column: the baseline + uplift, filled in below (NaN marks it, like a missing value).
+        conversions.append(np.full(n_rows, np.nan) if converted is None else converted)
+        discounts.append(per_conversion)
+    if priced:
+        columns = np.asarray(priced)
+        convert = _stack(converts, n_rows)
+        unsubscribe = _stack(unsubscribes, n_rows)
+        converted = _stack(conversions, n_rows)
+        if baseline is not None:
+            from_baseline = np.clip(baseline[:, None] + convert, 0.0, 1.0)
+            converted = np.where(np.isnan(converted), from_baseline, converted)
         missing = np.isnan(convert) | np.isnan(unsubscribe) | np.isnan(converted)
-        has_estimate[missing, position] = False
-        uplift_convert[:, option], p_convert[:, option] = convert, converted
-        uplift_unsubscribe[:, option] = unsubscribe
-        margin[:, option] = offer.margin * order_value
-        discount[:, option] = per_conversion
-        revenue[:, option] = convert * order_value if option_revenue is None else option_revenue
+        for column, position in enumerate(positions):
+            has_estimate[missing[:, column], position] = False
+        margins = np.array([grid.offers[position].margin for position in positions])
+        uplift_convert[:, columns], p_convert[:, columns] = convert, converted
+        uplift_unsubscribe[:, columns] = unsubscribe
+        margin[:, columns] = margins[None, :] * order_value[:, None]
+        discount[:, columns] = _stack(discounts, n_rows)
+        # Without a revenue column: convert x order value.
+        given = np.array(revenue_given)[None, :]
+        revenue[:, columns] = np.where(given, _stack(revenues, n_rows), convert * order_value[:, None])
     send_cost = np.broadcast_to(grid.send_costs(), shape)
     value = option_value(
         uplift_convert, margin, send_cost, discount, p_convert, uplift_unsubscribe, subscriber_value[:, None]

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from features.catalog import Catalog
 from models.decision_value import ValueTerms, value_terms
 from models.policy_config import NO_MESSAGE, PolicyConfig
-from models.policy_options import OptionGrid, float_column, timestamp_column, utc_now
+from models.policy_options import FrameColumns, OptionGrid, float_column, timestamp_column, utc_now
 from models.policy_rules import (
     NOT_SUPPRESSED,
     RULES,
@@ -34,11 +34,14 @@ from models.policy_rules import (
 )
 from models.reasons import Contributions, describe_drivers, join_codes
 from models.send_time import (
+    HOUR_PROFILE_COLUMNS,
     HOURS,
+    RESPONSES_COLUMN,
+    WEEKDAY_PROFILE_COLUMNS,
+    WEEKDAYS,
     SendSchedule,
     SendTimeModel,
-    profile_counts,
-    profile_probabilities,
+    counts_from_profiles,
     schedule_send_times,
 )
 
@@ -68,6 +71,8 @@ DECISION_COLUMNS: tuple[str, ...] = (
     "uplift_drivers",
 )
 _URGENT_KINDS = ("billing_alert",)
+#: The text columns' dtype ("str"), resolved once rather than per column and call.
+_TEXT = pd.api.types.pandas_dtype("str")
 #: Snapshot feature (engagement family): days since the last send on any channel.
 LAST_SEND_DAYS = "days_since_last_send"
 
@@ -115,22 +120,35 @@ class Decisions:
 # ----------------------------------------------------------------------------------------------
 
 
+def _profile(frame: FrameColumns, names: tuple[str, ...], missing: float) -> NDArray[np.float64] | None:
+    """A snapshot profile (one column per bin) with missing values as `missing`; None unless every column is there."""
+    if not all(name in frame for name in names):
+        return None
+    values = np.column_stack([frame.floats(name) for name in names]).reshape(len(frame), len(names))
+    return np.where(np.isnan(values), missing, values)
+
+
 def _send_preferences(
-    frame: pd.DataFrame, config: PolicyConfig, model: SendTimeModel | None
+    frame: FrameColumns, config: PolicyConfig, model: SendTimeModel | None
 ) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]:
-    """Hour and weekday preference per customer: the model's, else the snapshot profile, else flat."""
+    """Hour and weekday preference per customer: the model's, else the snapshot profile, else flat.
+
+    Same as `send_time.profile_counts`/`profile_probabilities`, read through the shared columns.
+    """
+    hours = _profile(frame, HOUR_PROFILE_COLUMNS, 1 / HOURS)
+    weekdays = _profile(frame, WEEKDAY_PROFILE_COLUMNS, 1 / WEEKDAYS)
     if model is not None:
-        hour_counts, weekday_counts = profile_counts(frame)
-        segments = frame[config.segment_column].to_numpy(dtype=object) if config.segment_column in frame else None
+        responses = frame.floats(RESPONSES_COLUMN)
+        hour_counts, weekday_counts = counts_from_profiles(hours, weekdays, responses)
+        segments = frame.objects(config.segment_column) if config.segment_column in frame else None
         return model.predict_proba(hour_counts, weekday_counts, segments=segments)
-    hours, weekdays = profile_probabilities(frame)
     if hours is None:
         return np.full((len(frame), HOURS), 1.0 / HOURS), None
     return hours, weekdays
 
 
 def _earliest_send(
-    frame: pd.DataFrame, config: PolicyConfig, now: np.datetime64, as_of: object | None
+    frame: FrameColumns, config: PolicyConfig, now: np.datetime64, as_of: object | None
 ) -> NDArray[np.datetime64] | None:
     """Last message (request context, and the snapshot's days since the last send) + minimum gap."""
     if config.min_hours_between_messages <= 0:
@@ -150,14 +168,13 @@ def _earliest_send(
 
 
 def _schedule(
-    frame: pd.DataFrame,
+    timezones: NDArray[np.object_] | None,
     config: PolicyConfig,
     now: np.datetime64,
     preferences: tuple[NDArray, NDArray | None],
     earliest: NDArray | None,
     urgent: NDArray[np.bool_] | None = None,
 ) -> SendSchedule:
-    timezones = frame[config.timezone_column].to_numpy(dtype=object) if config.timezone_column in frame else None
     return schedule_send_times(
         now,
         timezones,
@@ -267,12 +284,12 @@ def decide(
     if config.customer_id_column not in frame.columns:
         raise ValueError(f"column {config.customer_id_column!r} (customer id) is missing from the decision input")
     _check_contributions(frame, churn_contributions, uplift_contributions, catalog)
-    grid = OptionGrid.from_catalog(catalog, config.channels)
+    grid = OptionGrid.cached(catalog, config.channels)
     tables, suppression, values, terms_kept = [], [], [], []
     size = max(1, config.chunk_size)
     for start in range(0, max(len(frame), 1), size):
         chunk = slice(start, min(start + size, len(frame)))
-        part = frame.iloc[chunk]
+        part = frame if chunk.stop - chunk.start == len(frame) else frame.iloc[chunk]
         table, codes, terms = _decide_chunk(
             part, grid, config, now_value, as_of, send_time_model,
             churn_contributions.take(np.arange(chunk.start, chunk.stop)) if churn_contributions is not None else None,
@@ -291,11 +308,13 @@ def decide(
         values=np.vstack(values),
         terms=kept,
     )
-    logger.info(
-        "decided %d customers at %s: %d messages, %d in holdout, %d explored",
-        len(frame), now_value, int((decisions.table["offer_id"] != NO_MESSAGE).sum()),
-        int(decisions.table["holdout"].sum()), int(decisions.table["explored"].sum()),
-    )  # fmt: skip
+    if logger.isEnabledFor(logging.INFO):
+        table = decisions.table
+        logger.info(
+            "decided %d customers at %s: %d messages, %d in holdout, %d explored",
+            len(frame), now_value, int(np.count_nonzero(table["offer_id"].to_numpy(dtype=object) != NO_MESSAGE)),
+            int(table["holdout"].to_numpy().sum()), int(table["explored"].to_numpy().sum()),
+        )  # fmt: skip
     return decisions
 
 
@@ -325,20 +344,22 @@ def _decide_chunk(
     chunk: slice,
 ) -> tuple[pd.DataFrame, NDArray[np.uint8], ValueTerms]:
     n_rows = len(frame)
-    terms = value_terms(frame, grid, config)
+    columns = FrameColumns(frame)
+    terms = value_terms(columns, grid, config)
     masks = evaluate_rules(
-        frame, grid, config, now,
+        columns, grid, config, now,
         has_estimate=terms.has_estimate, offers_without_source=terms.offers_without_source, as_of=as_of,
     )  # fmt: skip
-    preferences = _send_preferences(frame, config, send_time_model)
-    earliest = _earliest_send(frame, config, now, as_of)
-    schedule = _schedule(frame, config, now, preferences, earliest)
+    preferences = _send_preferences(columns, config, send_time_model)
+    earliest = _earliest_send(columns, config, now, as_of)
+    timezones = columns.objects(config.timezone_column) if config.timezone_column in columns else None
+    schedule = _schedule(timezones, config, now, preferences, earliest)
     masks.customer["no_send_slot"] = ~schedule.feasible
     codes = suppression_codes(masks, grid, n_rows)
     apply_sms_preference(codes, masks, grid)
     allowed = (codes == NOT_SUPPRESSED) & np.isfinite(terms.value)
 
-    ids = frame[config.customer_id_column].to_numpy(dtype=object)
+    ids = columns.objects(config.customer_id_column)
     salt = f"{config.seed}|{pd.Timestamp(now).isoformat()}"
     holdout = masks.customer["holdout"]
     choice, propensity, explored, greedy, n_allowed = _choose(
@@ -358,7 +379,7 @@ def _decide_chunk(
     urgent = messaged & urgent_offer[option]
     if urgent.any():
         urgent_schedule = _schedule(
-            frame.iloc[np.flatnonzero(urgent)], config, now,
+            None if timezones is None else timezones[urgent], config, now,
             tuple(None if p is None else p[urgent] for p in preferences),
             None if earliest is None else earliest[urgent], np.ones(int(urgent.sum()), dtype=bool),
         )  # fmt: skip
@@ -379,34 +400,30 @@ def _decide_chunk(
         if uplift_contributions and config.top_k_drivers > 0
         else np.full(n_rows, "", dtype=object)
     )
-    churn_risk = (
-        frame[config.churn_risk_column].to_numpy(dtype=float, na_value=np.nan)
-        if config.churn_risk_column in frame.columns
-        else np.full(n_rows, np.nan)
-    )
-    stage = frame[config.lifecycle_column].to_numpy(dtype=object, na_value=None)
+    churn_risk = columns.floats(config.churn_risk_column)
+    churn_risk = np.full(n_rows, np.nan) if churn_risk is None else churn_risk.copy()
+    stage = columns.objects(config.lifecycle_column)
     table = pd.DataFrame(
         {
-            "customer_id": pd.array(ids.astype(str), dtype="str"),
-            "offer_id": pd.array(chosen_offer, dtype="str"),
-            "channel": pd.array(chosen_channel, dtype="str"),
-            "send_at": pd.to_datetime(np.where(messaged, schedule.send_at, np.datetime64("NaT", "us"))),
-            "send_at_local": pd.array(np.where(messaged, schedule.send_at_local, None), dtype="str"),
+            "customer_id": pd.array(ids.astype(str), dtype=_TEXT),
+            "offer_id": pd.array(chosen_offer, dtype=_TEXT),
+            "channel": pd.array(chosen_channel, dtype=_TEXT),
+            "send_at": np.where(messaged, schedule.send_at, np.datetime64("NaT", "us")),
+            "send_at_local": pd.array(np.where(messaged, schedule.send_at_local, None), dtype=_TEXT),
             "expected_value": pick(np.nan_to_num(terms.value)),
             "expected_incremental_revenue": pick(np.nan_to_num(terms.incremental_revenue)),
             "expected_cost": expected_cost,
             "uplift_convert": pick(np.nan_to_num(terms.uplift_convert)),
             "churn_risk": churn_risk,
-            "lifecycle_stage": pd.array(stage, dtype="str"),
+            "lifecycle_stage": pd.array(stage, dtype=_TEXT),
             "holdout": holdout,
             "explored": explored,
             "propensity": propensity,
             "eligible_options": (n_allowed - 1).astype(np.int32),
-            "reason_codes": pd.array(reasons, dtype="str"),
-            "churn_drivers": pd.array(churn_drivers, dtype="str"),
-            "uplift_drivers": pd.array(uplift_drivers, dtype="str"),
-        },
-        columns=list(DECISION_COLUMNS),
+            "reason_codes": pd.array(reasons, dtype=_TEXT),
+            "churn_drivers": pd.array(churn_drivers, dtype=_TEXT),
+            "uplift_drivers": pd.array(uplift_drivers, dtype=_TEXT),
+        }  # in DECISION_COLUMNS order (no `columns=`: it costs a reindex per call)
     )
     return table, codes, terms
 

@@ -21,6 +21,7 @@ from features.catalog import MESSAGE_CHANNELS, Offer
 from models.policy_config import PolicyConfig, column_for
 from models.policy_options import (
     DAY,
+    FrameColumns,
     OptionGrid,
     bool_column,
     days_since,
@@ -133,7 +134,7 @@ def snapshot_age_days(now: np.datetime64, as_of: object | None) -> float:
     return age
 
 
-def _channel_masks(frame: pd.DataFrame, grid: OptionGrid, config: PolicyConfig, now: np.datetime64) -> dict:
+def _channel_masks(frame: FrameColumns, grid: OptionGrid, config: PolicyConfig, now: np.datetime64) -> dict:
     n_rows = len(frame)
     consent = np.column_stack(
         [bool_column(frame, f"{channel}_consent", config.assume_consent_when_unknown) for channel in grid.channels]
@@ -152,14 +153,14 @@ def _channel_masks(frame: pd.DataFrame, grid: OptionGrid, config: PolicyConfig, 
     return masks
 
 
-def _lifecycle_mask(frame: pd.DataFrame, grid: OptionGrid, config: PolicyConfig) -> NDArray[np.bool_]:
+def _lifecycle_mask(frame: FrameColumns, grid: OptionGrid, config: PolicyConfig) -> NDArray[np.bool_]:
     name = config.lifecycle_column
-    if name not in frame.columns:
+    if name not in frame:
         raise ValueError(
             f"column {name!r} (lifecycle stage) is missing: lifecycle eligibility cannot be checked; "
             "build it with the lifecycle feature family or set PolicyConfig.lifecycle_column"
         )
-    codes, stages = pd.factorize(frame[name].astype(object), use_na_sentinel=True)
+    codes, stages = pd.factorize(frame.objects(name), use_na_sentinel=True)
     allowed = np.array(
         [[stage in offer.eligible_stages for offer in grid.offers] for stage in stages], dtype=bool
     ).reshape(len(stages), len(grid.offers))
@@ -169,7 +170,7 @@ def _lifecycle_mask(frame: pd.DataFrame, grid: OptionGrid, config: PolicyConfig)
 
 
 def _offer_masks(
-    frame: pd.DataFrame, grid: OptionGrid, config: PolicyConfig, now: np.datetime64, snapshot_age: float
+    frame: FrameColumns, grid: OptionGrid, config: PolicyConfig, now: np.datetime64, snapshot_age: float
 ) -> dict:
     n_rows, n_offers = len(frame), len(grid.offers)
     failed = float_column(frame, config.failed_payment_column)
@@ -207,7 +208,7 @@ def _offer_masks(
 
 
 def _item_recency(
-    frame: pd.DataFrame,
+    frame: FrameColumns,
     offer: Offer,
     any_purchase: NDArray,
     just_bought: NDArray,
@@ -227,18 +228,18 @@ def _item_recency(
     recency = np.full(len(frame), np.nan)
     for level, key in items:
         column = purchase_recency_column(level, key)
-        if column not in frame.columns:
+        if column not in frame:
             return any_purchase
         recency = np.fmin(recency, days_since(now, frame, days=column, snapshot_age_days=snapshot_age))
     return np.fmin(recency, just_bought)
 
 
-def _messages_in_window(frame: pd.DataFrame, config: PolicyConfig) -> NDArray[np.float64]:
+def _messages_in_window(frame: FrameColumns, config: PolicyConfig) -> NDArray[np.float64]:
     """Messages sent in the rolling window: the request's count, else the snapshot's sends."""
     window = config.frequency_window_days
     from_context = float_column(frame, config.messages_sent_name)
     snapshot_columns = [f"{channel}_sends_{window}d" for channel in MESSAGE_CHANNELS]
-    present = [name for name in snapshot_columns if name in frame.columns]
+    present = [name for name in snapshot_columns if name in frame]
     from_snapshot = np.zeros(len(frame))
     for name in present:
         from_snapshot += np.nan_to_num(float_column(frame, name), nan=0.0)
@@ -254,7 +255,7 @@ def _messages_in_window(frame: pd.DataFrame, config: PolicyConfig) -> NDArray[np
 
 
 def evaluate_rules(
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | FrameColumns,
     grid: OptionGrid,
     config: PolicyConfig,
     now: np.datetime64,
@@ -269,11 +270,12 @@ def evaluate_rules(
     snapshot's time, used to age its day counts (None: treat them as counted at `now`).
     """
     snapshot_age = snapshot_age_days(now, as_of)
-    ids = frame[config.customer_id_column] if config.customer_id_column in frame.columns else None
-    if ids is None:
+    frame = FrameColumns.of(frame)
+    if config.customer_id_column not in frame:
         raise ValueError(f"column {config.customer_id_column!r} (customer id) is missing")
+    ids = frame.objects(config.customer_id_column)
     masks = RuleMasks(offers_without_source=np.asarray(offers_without_source, dtype=bool))
-    masks.customer["holdout"] = in_holdout(ids.to_numpy(dtype=object), config.holdout_share, config.holdout_salt)
+    masks.customer["holdout"] = in_holdout(ids, config.holdout_share, config.holdout_salt)
     masks.customer["frequency_cap"] = _messages_in_window(frame, config) >= config.frequency_cap
     masks.channel = _channel_masks(frame, grid, config, now)
     masks.offer = _offer_masks(frame, grid, config, now, snapshot_age)
@@ -328,31 +330,35 @@ def reason_flags(masks: RuleMasks, grid: OptionGrid, n_rows: int) -> tuple[NDArr
     for rule in _ELIGIBILITY_RULES:
         if rule in masks.offer:
             ineligible |= masks.offer[rule]
+    # Whole blocks (customer: 1 column, channel: C, offer: O) rather than one column at a time.
     for rule in RULES:
         if rule in masks.customer:
-            columns.append(masks.customer[rule])
+            columns.append(masks.customer[rule].reshape(n_rows, 1))
             names.append(rule)
         if rule in masks.channel:
-            for position, channel in enumerate(grid.channels):
-                columns.append(masks.channel[rule][:, position])
-                names.append(f"no_{channel}_consent" if rule == "no_consent" else f"{rule}_{channel}")
+            columns.append(masks.channel[rule].reshape(n_rows, len(grid.channels)))
+            names.extend(
+                f"no_{channel}_consent" if rule == "no_consent" else f"{rule}_{channel}" for channel in grid.channels
+            )
         if rule in masks.offer and rule not in _ELIGIBILITY_RULES:
-            for position, offer in enumerate(grid.offers):
-                if (
+            kept = [
+                position
+                for position in range(len(grid.offers))
+                if not (
                     rule == "no_estimate"
                     and masks.offers_without_source is not None
                     and masks.offers_without_source[position]
-                ):
-                    continue
-                columns.append(masks.offer[rule][:, position] & ~ineligible[:, position])
-                names.append(f"{rule}:{offer.offer_id}")
+                )
+            ]
+            columns.append((masks.offer[rule] & ~ineligible)[:, kept].reshape(n_rows, len(kept)))
+            names.extend(f"{rule}:{grid.offers[position].offer_id}" for position in kept)
         if rule in masks.option:
             for position, offer in enumerate(grid.offers):
                 options = grid.offer_index == position
                 flags = masks.option[rule][:, options].any(axis=1)
                 if flags.any():
-                    columns.append(flags)
+                    columns.append(flags.reshape(n_rows, 1))
                     names.append(f"{rule}:{offer.offer_id}")
     if not columns:
         return np.zeros((n_rows, 0), dtype=bool), []
-    return np.column_stack(columns), names
+    return np.hstack(columns), names

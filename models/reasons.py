@@ -83,6 +83,8 @@ def join_codes(flags: ArrayLike, names: Sequence[str], separator: str = ";") -> 
         return np.empty(0, dtype=object)
     if flags.shape[1] == 0:
         return np.full(flags.shape[0], "", dtype=object)
+    if flags.shape[0] == 1:  # one customer (a service request): nothing to share
+        return np.array([separator.join(name for name, on in zip(names, flags[0], strict=True) if on)], dtype=object)
     packed = np.packbits(flags, axis=1)
     keys = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
     patterns, first_row, inverse = np.unique(keys, return_index=True, return_inverse=True)

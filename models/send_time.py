@@ -32,6 +32,7 @@ __all__ = [
     "QuietHours",
     "SendSchedule",
     "SendTimeModel",
+    "counts_from_profiles",
     "local_time_counts",
     "log_likelihood",
     "profile_counts",
@@ -94,10 +95,15 @@ def resolve_timezones(timezones: ArrayLike | None, n_rows: int, default: str = "
     """
     if timezones is None:
         return np.zeros(n_rows, dtype=np.intp), [default]
-    values = pd.Series(np.asarray(timezones, dtype=object)).fillna(default).replace("", default)
+    values = np.asarray(timezones, dtype=object)
     if len(values) != n_rows:
         raise ValueError(f"timezones has {len(values)} rows, expected {n_rows}")
-    codes, uniques = pd.factorize(values, sort=False)
+    # numpy rather than a pandas Series: the same filling and codes without the per-call overhead.
+    values = np.where(pd.isna(values) | (values == ""), default, values)
+    if n_rows == 1:  # one customer: its zone is the only one (what factorize gives)
+        codes, uniques = np.zeros(1, dtype=np.intp), values
+    else:
+        codes, uniques = pd.factorize(values, sort=False)
     names = [str(name) for name in uniques]
     unknown = []
     for name in names:
@@ -106,7 +112,7 @@ def resolve_timezones(timezones: ArrayLike | None, n_rows: int, default: str = "
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             unknown.append(name)
     if unknown:
-        bad_rows = int(values.isin(unknown).sum())
+        bad_rows = int(pd.Series(values).isin(unknown).sum())
         raise ValueError(
             f"timezone: {bad_rows} rows have unknown IANA time zones, e.g. {unknown[:3]}; "
             "use names like 'Europe/London' or leave the value empty for the default"
@@ -155,9 +161,9 @@ RESPONSES_COLUMN = "responses_365d"
 def profile_probabilities(frame: pd.DataFrame) -> tuple[NDArray[np.float64] | None, NDArray[np.float64] | None]:
     """The snapshot's smoothed hour (N x 24) and weekday (N x 7) profiles, None where absent."""
     hours = weekdays = None
-    if set(HOUR_PROFILE_COLUMNS) <= set(frame.columns):
+    if all(name in frame.columns for name in HOUR_PROFILE_COLUMNS):
         hours = frame[list(HOUR_PROFILE_COLUMNS)].to_numpy(dtype=float, na_value=1 / HOURS)
-    if set(WEEKDAY_PROFILE_COLUMNS) <= set(frame.columns):
+    if all(name in frame.columns for name in WEEKDAY_PROFILE_COLUMNS):
         weekdays = frame[list(WEEKDAY_PROFILE_COLUMNS)].to_numpy(dtype=float, na_value=1 / WEEKDAYS)
     return hours, weekdays
 
@@ -171,12 +177,28 @@ def profile_counts(
     counts already smoothed over neighbouring hours), so count = p (n + prior) - prior/bins.
     """
     hours, weekdays = profile_probabilities(frame)
-    if hours is None or weekdays is None or RESPONSES_COLUMN not in frame.columns:
+    responses = (
+        frame[RESPONSES_COLUMN].to_numpy(dtype=float, na_value=np.nan) if RESPONSES_COLUMN in frame.columns else None
+    )
+    return counts_from_profiles(hours, weekdays, responses, prior_responses)
+
+
+def counts_from_profiles(
+    hours: NDArray[np.float64] | None,
+    weekdays: NDArray[np.float64] | None,
+    responses: NDArray[np.float64] | None,
+    prior_responses: float = 1.0,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """`profile_counts` from the profiles already read (missing bins filled) and `responses_365d` (NaN = 0).
+
+    Raises ValueError when any of the three is absent (None).
+    """
+    if hours is None or weekdays is None or responses is None:
         raise ValueError(
             "the send-time model needs the timing features hour_profile_00..23, weekday_profile_0..6 "
             f"and {RESPONSES_COLUMN}; build the snapshot with the timing family"
         )
-    total = frame[RESPONSES_COLUMN].to_numpy(dtype=float, na_value=0.0)[:, None] + prior_responses
+    total = np.where(np.isnan(responses), 0.0, responses)[:, None] + prior_responses
     hour_counts = np.clip(hours * total - prior_responses / HOURS, 0.0, None)
     weekday_counts = np.clip(weekdays * total - prior_responses / WEEKDAYS, 0.0, None)
     return hour_counts, weekday_counts
@@ -317,10 +339,18 @@ class SendTimeModel(BaseEstimator):
         population_row = len(self.segments_)
         if segments is None or len(self.segments_) == 0:
             return np.full(n_rows, population_row, dtype=np.intp)
-        values = pd.Series(np.asarray(segments, dtype=object)).astype(str)
+        values = np.asarray(segments, dtype=object)
         if len(values) != n_rows:
             raise ValueError(f"segments has {len(values)} rows, counts {n_rows}")
-        rows = pd.Index(self.segments_).get_indexer(values)
+        if all(_is_plain_segment(value) for value in values):
+            # Strings and missing values need no conversion: a dictionary look-up without pandas' overhead.
+            known = {segment: row for row, segment in enumerate(self.segments_)}
+            return np.fromiter(
+                (known.get(value, population_row) if type(value) is str else population_row for value in values),
+                np.intp,
+                count=n_rows,
+            )
+        rows = pd.Index(self.segments_).get_indexer(pd.Series(values).astype(str))
         return np.where(rows < 0, population_row, rows).astype(np.intp)
 
     def predict_proba(
@@ -346,6 +376,11 @@ class SendTimeModel(BaseEstimator):
         """The most likely local hour per customer."""
         hour_probability, _ = self.predict_proba(hour_counts, weekday_counts, segments=segments)
         return np.argmax(hour_probability, axis=1).astype(np.int8)
+
+
+def _is_plain_segment(value: object) -> bool:
+    """A str, or a missing value (None, float NaN) that the string conversion leaves missing."""
+    return type(value) is str or value is None or (type(value) is float and value != value)
 
 
 def _posterior_mean(counts: NDArray, prior_mean: NDArray, strength: float) -> NDArray:
@@ -383,27 +418,51 @@ def _utc_naive(moment: Any) -> pd.Timestamp:
     return stamp.as_unit("us")
 
 
-def _slot_grid(now: pd.Timestamp, n_slots: int) -> pd.DatetimeIndex:
+_HOUR_US = 3_600_000_000
+_DAY_US = 24 * _HOUR_US
+_MINUTE_US = 60_000_000
+
+
+def _slot_grid(now: pd.Timestamp, n_slots: int) -> NDArray[np.datetime64]:
     """`now`, then every whole UTC hour after it: the moments a message may be scheduled for."""
-    first_hour = now.ceil("h")
-    if first_hour == now:
-        first_hour += pd.Timedelta(hours=1)
-    hours = pd.date_range(first_hour, periods=n_slots - 1, freq="h", unit="us")
-    return pd.DatetimeIndex([now]).append(hours)
+    now_us = now.to_datetime64().astype("datetime64[us]")
+    ticks = now_us.astype(np.int64)
+    first_hour = -(-ticks // _HOUR_US) * _HOUR_US
+    if first_hour == ticks:
+        first_hour += _HOUR_US
+    hours = first_hour + _HOUR_US * np.arange(n_slots - 1, dtype=np.int64)
+    return np.concatenate([[ticks], hours]).astype("datetime64[us]")
 
 
-def _local_slot_tables(slots: pd.DatetimeIndex, zones: list[str]) -> tuple[NDArray, NDArray, NDArray, NDArray]:
-    """Per zone x slot: local hour, weekday, minute of day and ISO string (computed once per zone)."""
-    utc = slots.tz_localize("UTC")
+def _local_slot_tables(slots: NDArray[np.datetime64], zones: list[str]) -> tuple[NDArray, NDArray, NDArray, list]:
+    """Per zone x slot: local hour, weekday and minute of day, and the local times (computed once per zone)."""
+    utc = pd.DatetimeIndex(slots).tz_localize("UTC")
     shape = (len(zones), len(slots))
     hour, weekday, minute = np.empty(shape, np.intp), np.empty(shape, np.intp), np.empty(shape, np.intp)
-    text = np.empty(shape, dtype=object)
+    local_times = []
     for row, zone in enumerate(zones):
         local = utc.tz_convert(zone)
-        hour[row], weekday[row] = local.hour, local.weekday
-        minute[row] = local.hour * 60 + local.minute
-        text[row] = [stamp.isoformat(timespec="minutes") for stamp in local]
-    return hour, weekday, minute, text
+        # Wall-clock microseconds since the epoch: the calendar fields by integer arithmetic.
+        wall = local.tz_localize(None).to_numpy(dtype="datetime64[us]").astype(np.int64)
+        minute[row] = wall % _DAY_US // _MINUTE_US
+        hour[row] = minute[row] // 60
+        weekday[row] = (wall // _DAY_US + 3) % 7  # 1970-01-01 was a Thursday (Monday = 0)
+        local_times.append(local)
+    return hour, weekday, minute, local_times
+
+
+def _local_texts(local_times: list, zone_codes: NDArray[np.intp], slots: NDArray[np.intp]) -> NDArray[np.object_]:
+    """ISO local time (minutes, with offset) of each (zone, slot) pair, formatted once per distinct pair."""
+    if len(slots) == 0:
+        return np.empty(0, dtype=object)
+    if len(slots) == 1:  # one customer: nothing to share
+        return np.array([local_times[zone_codes[0]][slots[0]].isoformat(timespec="minutes")], dtype=object)
+    n_slots = len(local_times[0])
+    pairs, inverse = np.unique(zone_codes * n_slots + slots, return_inverse=True)
+    texts = np.array(
+        [local_times[pair // n_slots][pair % n_slots].isoformat(timespec="minutes") for pair in pairs], dtype=object
+    )
+    return texts[inverse.reshape(-1)]
 
 
 def schedule_send_times(
@@ -443,14 +502,15 @@ def schedule_send_times(
     if earliest is None:
         start = np.full(n_rows, now_us)
     else:
-        earliest_values = pd.to_datetime(np.asarray(earliest)).to_numpy(dtype="datetime64[us]")
+        earliest_values = np.asarray(earliest)
+        if earliest_values.dtype != np.dtype("datetime64[us]"):
+            earliest_values = pd.to_datetime(earliest_values).to_numpy(dtype="datetime64[us]")
         start = np.where(np.isnat(earliest_values), now_us, np.maximum(earliest_values, now_us))
     horizon = np.timedelta64(horizon_hours, "h")
     furthest_hours = float((start.max() - now_us) / np.timedelta64(1, "h")) if n_rows else 0.0
     n_slots = int(min(MAX_SLOTS, horizon_hours + np.ceil(furthest_hours) + 2))
-    slots = _slot_grid(now, n_slots)
-    slot_values = slots.to_numpy(dtype="datetime64[us]")
-    hour_table, weekday_table, minute_table, text_table = _local_slot_tables(slots, zones)
+    slot_values = _slot_grid(now, n_slots)
+    hour_table, weekday_table, minute_table, local_times = _local_slot_tables(slot_values, zones)
 
     in_window = (slot_values[None, :] >= start[:, None]) & (slot_values[None, :] < (start + horizon)[:, None])
     rows = np.arange(n_rows)[:, None]
@@ -468,7 +528,8 @@ def schedule_send_times(
     feasible = allowed[np.arange(n_rows), best]
 
     send_at = np.where(feasible, slot_values[best], np.datetime64("NaT", "us"))
-    local_text = np.where(feasible, text_table[zone_codes, best], None)
+    local_text = np.full(n_rows, None, dtype=object)
+    local_text[feasible] = _local_texts(local_times, zone_codes[feasible], best[feasible])
     local_hour = np.where(feasible, hour_table[zone_codes, best], -1).astype(np.int8)
     delayed = feasible & quiet[np.arange(n_rows), best_any] & (best != best_any)
     return SendSchedule(send_at, local_text.astype(object), local_hour, delayed, feasible)
