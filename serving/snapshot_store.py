@@ -211,19 +211,24 @@ class _Layout:
 
     def frame(self, rows: list[tuple]) -> pd.DataFrame:
         """The rows as a frame with the published dtypes. Non-text columns are converted as one
-        block (one pass over the values, not one per column: a lookup is on every request's path)."""
+        block, and the float columns stay one block in the frame: a lookup is on every request's
+        path, and a frame of ~150 single-column blocks cost the model ~1 ms more per customer."""
         matrix = np.array(rows, dtype=object).reshape(len(rows), len(self.names))
         missing = np.equal(matrix, None)
         numeric = self._numeric
         numbers = np.where(missing[:, numeric], np.nan, matrix[:, numeric]).astype(np.float64)
         column_of = {position: index for index, position in enumerate(numeric)}
+        floats = [position for position in numeric if self.kinds[position] == "float"]
+        float_block = pd.DataFrame(
+            numbers[:, [column_of[position] for position in floats]], columns=[self.names[p] for p in floats]
+        )
         data = {}
         for position, (name, kind, dtype) in enumerate(zip(self.names, self.kinds, self.dtypes, strict=True)):
             if kind == "str":
                 data[name] = pd.array(matrix[:, position], dtype="str")
-            else:
+            elif kind != "float":
                 data[name] = _decode_numbers(numbers[:, column_of[position]], missing[:, position], kind, dtype)
-        return pd.DataFrame(data, copy=False)
+        return pd.concat([float_block, pd.DataFrame(data)], axis=1)[self.names]
 
 
 class SQLiteSnapshotStore:
