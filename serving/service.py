@@ -540,7 +540,7 @@ class NboService:
         self.settings = ServingSettings.from_env()
         self.holder = ModelHolder(self.settings.model_uri, load_model(self.settings.model_uri), load_model)
         try:
-            self.snapshot = open_snapshot_store(self.settings.snapshot)
+            self.snapshot = open_snapshot_store(self.settings.snapshot, self.settings.snapshot_memory_rows)
         except (OSError, ValueError) as error:
             raise RuntimeError(f"cannot open the feature snapshot {self.settings.snapshot!r}: {error}") from error
         self.log = DecisionLog(self.settings.decision_log)

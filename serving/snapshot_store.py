@@ -16,6 +16,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -231,22 +232,48 @@ class _Layout:
         return pd.concat([float_block, pd.DataFrame(data)], axis=1)[self.names]
 
 
-class SQLiteSnapshotStore:
-    """Snapshot lookups in a SQLite file; reopens when the pipeline publishes a new file."""
+@dataclass(frozen=True)
+class _InMemory:
+    """A whole published snapshot as one frame, with the position of each customer id."""
 
-    def __init__(self, path: str | Path) -> None:
+    identity: tuple[int, int]
+    layout: _Layout
+    frame: pd.DataFrame
+    positions: pd.Index
+
+    def rows(self, customer_ids: list[str]) -> pd.DataFrame:
+        found = self.positions.get_indexer(customer_ids)
+        return self.frame.take(found[found >= 0]).reset_index(drop=True)
+
+
+class SQLiteSnapshotStore:
+    """Snapshot lookups in a SQLite file; notices when the pipeline publishes a new file.
+
+    A snapshot of at most `memory_rows` customers is read into memory once (a lookup is then an
+    index take: 1,000 customers cost ~15 ms of SQLite reads and value conversion otherwise). A
+    newly published file is then loaded in a background thread while lookups keep answering from
+    the previous snapshot, and swapped in when loaded. Larger snapshots are read per lookup; a new
+    file is reopened on the next lookup.
+    """
+
+    def __init__(self, path: str | Path, memory_rows: int = 0) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(
                 f"no feature snapshot at {self.path}; publish one with serving.snapshot_store.publish_snapshot "
                 "or point NBO_SNAPSHOT at it"
             )
+        self.memory_rows = int(memory_rows)
         self._lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
         self._identity: tuple[int, int] | None = None
         self._layout: _Layout | None = None
+        self._memory: _InMemory | None = None
+        self._loader: threading.Thread | None = None
         with self._lock:
-            self._refresh()
+            layout = self._refresh()
+            if layout.customers is not None and layout.customers <= self.memory_rows:
+                self._memory = self._read_all(self._connection, layout, self._identity)
 
     def _refresh(self) -> _Layout:
         status = os.stat(self.path)
@@ -267,17 +294,68 @@ class SQLiteSnapshotStore:
             logger.info("opened snapshot %s as of %s (%s customers)", self.path, layout.as_of, layout.customers)
         return self._layout
 
+    def _read_all(self, connection: sqlite3.Connection, layout: _Layout, identity: tuple[int, int]) -> _InMemory:
+        frame = layout.frame(connection.execute(f"SELECT * FROM {_TABLE}").fetchall())
+        logger.info("holding snapshot %s in memory (%d customers)", self.path, len(frame))
+        return _InMemory(identity, layout, frame, pd.Index(frame[CUSTOMER_ID].astype(str)))
+
+    def _current_memory(self) -> _InMemory | None:
+        """The in-memory snapshot to answer from; starts loading a newly published file in the background."""
+        with self._lock:
+            memory = self._memory
+            if memory is None or self._loader is not None:
+                return memory
+            status = os.stat(self.path)
+            if (status.st_ino, status.st_mtime_ns) != memory.identity:
+                self._loader = threading.Thread(target=self._load_published, name="nbo-snapshot-load", daemon=True)
+                self._loader.start()
+            return memory
+
+    def _load_published(self) -> None:
+        """Read the newly published file and swap it in (or fall back to lookups in the file when it is
+        too large to hold); on failure keep the old snapshot and try again on a later lookup."""
+        try:
+            status = os.stat(self.path)
+            identity = (status.st_ino, status.st_mtime_ns)
+            connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            try:
+                layout = _Layout(dict(connection.execute(f"SELECT key, value FROM {_META_TABLE}").fetchall()))
+                small = layout.customers is not None and layout.customers <= self.memory_rows
+                memory = self._read_all(connection, layout, identity) if small else None
+            finally:
+                connection.close()
+            with self._lock:
+                self._memory = memory
+                if memory is not None:
+                    self._layout = layout
+                else:  # too large now: the next lookup reopens the file and reads it per lookup
+                    self._identity = None
+                    logger.info("snapshot %s has %s customers: looked up in the file", self.path, layout.customers)
+        except (OSError, sqlite3.DatabaseError, KeyError, ValueError) as error:
+            logger.warning("could not load the newly published snapshot %s, still serving the previous one: %s",
+                           self.path, error)  # fmt: skip
+        finally:
+            with self._lock:
+                self._loader = None
+
     @property
     def as_of(self) -> pd.Timestamp | None:
-        return self._layout.as_of if self._layout else None
+        memory = self._memory
+        layout = memory.layout if memory is not None else self._layout
+        return layout.as_of if layout else None
 
     @property
     def customer_count(self) -> int | None:
-        return self._layout.customers if self._layout else None
+        memory = self._memory
+        layout = memory.layout if memory is not None else self._layout
+        return layout.customers if layout else None
 
     def lookup(self, customer_ids: Sequence[str]) -> pd.DataFrame:
         """Rows of the customers found (each once), dtypes as published."""
         unique = list(dict.fromkeys(str(customer_id) for customer_id in customer_ids))
+        memory = self._current_memory()
+        if memory is not None:
+            return memory.rows(unique)
         with self._lock:
             layout = self._refresh()
             rows: list[tuple] = []
@@ -293,6 +371,9 @@ class SQLiteSnapshotStore:
 
     def sample(self, rows: int) -> pd.DataFrame:
         """Up to `rows` rows of the snapshot (the first ones stored)."""
+        memory = self._current_memory()
+        if memory is not None:
+            return memory.frame.head(int(rows)).reset_index(drop=True)
         with self._lock:
             layout = self._refresh()
             found = self._connection.execute(f"SELECT * FROM {_TABLE} LIMIT ?", (int(rows),)).fetchall()
@@ -303,6 +384,7 @@ class SQLiteSnapshotStore:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+            self._memory = None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -398,9 +480,9 @@ class PostgresSnapshotStore:
         self._engine.dispose()
 
 
-def open_snapshot_store(location: str | Path) -> SnapshotStore:
-    """A store for a SQLite file path or a postgresql:// URL."""
+def open_snapshot_store(location: str | Path, memory_rows: int = 0) -> SnapshotStore:
+    """A store for a SQLite file path (held in memory up to `memory_rows` customers) or a postgresql:// URL."""
     text = str(location)
     if text.startswith(("postgresql://", "postgresql+", "postgres://")):
         return PostgresSnapshotStore(text)
-    return SQLiteSnapshotStore(text)
+    return SQLiteSnapshotStore(text, memory_rows=memory_rows)

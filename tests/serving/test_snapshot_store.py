@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -35,11 +37,13 @@ def _snapshot(rows: int = 40) -> pd.DataFrame:
     return frame
 
 
+@pytest.mark.parametrize("memory_rows", [0, 1_000], ids=["file", "memory"])
 @pytest.mark.parametrize("ids", [["C7"], ["C1"], ["C2", "C3", "C4", "C5"], None])
-def test_lookup_returns_the_published_rows_and_dtypes(tmp_path, ids):
+def test_lookup_returns_the_published_rows_and_dtypes(tmp_path, ids, memory_rows):
     snapshot = _snapshot()
     publish_snapshot(snapshot, tmp_path / "snapshot.sqlite")
-    store = open_snapshot_store(tmp_path / "snapshot.sqlite")
+    store = open_snapshot_store(tmp_path / "snapshot.sqlite", memory_rows=memory_rows)
+    assert (store._memory is not None) == (memory_rows > 0)
     wanted = list(snapshot["customer_id"]) if ids is None else ids
     found = store.lookup([*wanted, "nobody"])
     order = pd.Index(found["customer_id"]).get_indexer(wanted)
@@ -55,12 +59,51 @@ def test_a_lookup_of_nobody_is_an_empty_frame_with_the_columns(tmp_path):
     assert len(found) == 0 and list(found.columns) == list(snapshot.columns)
 
 
-def test_sample_gives_up_to_n_published_rows(tmp_path):
+@pytest.mark.parametrize("memory_rows", [0, 1_000], ids=["file", "memory"])
+def test_sample_gives_up_to_n_published_rows(tmp_path, memory_rows):
     snapshot = _snapshot(8)
     publish_snapshot(snapshot, tmp_path / "snapshot.sqlite")
-    store = open_snapshot_store(tmp_path / "snapshot.sqlite")
+    store = open_snapshot_store(tmp_path / "snapshot.sqlite", memory_rows=memory_rows)
     sample = store.sample(3)
     assert len(sample) == 3 and list(sample.columns) == list(snapshot.columns)
     expected = snapshot.set_index("customer_id").loc[list(sample["customer_id"])].reset_index()
     pd.testing.assert_frame_equal(sample, expected, check_exact=True)
     assert len(store.sample(100)) == 8
+
+
+def _wait_for(condition, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_a_republished_snapshot_replaces_the_one_in_memory_without_a_gap(tmp_path):
+    path = tmp_path / "snapshot.sqlite"
+    first = _snapshot(20)
+    publish_snapshot(first, path)
+    store = open_snapshot_store(path, memory_rows=100)
+    second = first.copy()
+    second["recency_days"] = second["recency_days"] + 1000.0
+    publish_snapshot(second, path)
+    answered = store.lookup(["C9"])  # answered at once, from the snapshot it holds
+    assert answered["recency_days"].iloc[0] in (first["recency_days"].iloc[9], second["recency_days"].iloc[9])
+    assert _wait_for(lambda: store.lookup(["C9"])["recency_days"].iloc[0] == second["recency_days"].iloc[9])
+    assert store._memory is not None
+
+
+def test_a_republished_snapshot_too_large_for_memory_is_read_from_the_file(tmp_path):
+    path = tmp_path / "snapshot.sqlite"
+    publish_snapshot(_snapshot(10), path)
+    store = open_snapshot_store(path, memory_rows=15)
+    assert store._memory is not None and store.customer_count == 10
+    larger = _snapshot(40)
+    publish_snapshot(larger, path)
+    store.lookup(["C1"])  # notices the new file and loads it in the background
+    assert _wait_for(lambda: store._memory is None and store._loader is None)
+    found = store.lookup(["C33"])
+    expected = larger.set_index("customer_id").loc[["C33"]].reset_index()
+    pd.testing.assert_frame_equal(found, expected, check_exact=True)
+    assert store.customer_count == 40
