@@ -336,38 +336,43 @@ def _records(table: pd.DataFrame, positions: list[int], decided_at: datetime, ve
     """Decision records (response fields + `model_version`) from the model's decisions table."""
     send_at = pd.to_datetime(table["send_at"])
     send_iso = [None if pd.isna(stamp) else stamp.isoformat() + "+00:00" for stamp in send_at]
-    columns = {name: table[name].to_numpy(dtype=object, na_value=None) for name in table.columns}
+    columns = {name: table[name].to_numpy(dtype=object, na_value=None).tolist() for name in table.columns}
     stamp = decided_at.isoformat()
-    records = []
-    for row, index in enumerate(positions):
-        offer = str(columns["offer_id"][row])
-        records.append(
-            {
-                "decision_id": uuid.uuid4().hex,
-                "index": index,
-                "customer_id": str(columns["customer_id"][row]),
-                "decided_at": stamp,
-                "offer_id": offer,
-                "send_message": offer != NO_MESSAGE,
-                "channel": columns["channel"][row],
-                "send_at": send_iso[row],
-                "send_at_local": columns["send_at_local"][row],
-                "churn_risk": _number(columns["churn_risk"][row]),
-                "expected_uplift": float(columns["uplift_convert"][row]),
-                "expected_value": float(columns["expected_value"][row]),
-                "expected_incremental_revenue": float(columns["expected_incremental_revenue"][row]),
-                "expected_cost": float(columns["expected_cost"][row]),
-                "lifecycle_stage": columns["lifecycle_stage"][row],
-                "holdout": bool(columns["holdout"][row]),
-                "explored": bool(columns["explored"][row]),
-                "propensity": float(columns["propensity"][row]),
-                "reason_codes": _codes(columns["reason_codes"][row], ";"),
-                "churn_drivers": _codes(columns["churn_drivers"][row], "; "),
-                "uplift_drivers": _codes(columns["uplift_drivers"][row], "; "),
-                "model_version": versions,
-            }
-        )
-    return records
+    rows = zip(
+        positions, columns["customer_id"], columns["offer_id"], columns["channel"], send_iso,
+        columns["send_at_local"], columns["churn_risk"], columns["uplift_convert"], columns["expected_value"],
+        columns["expected_incremental_revenue"], columns["expected_cost"], columns["lifecycle_stage"],
+        columns["holdout"], columns["explored"], columns["propensity"], columns["reason_codes"],
+        columns["churn_drivers"], columns["uplift_drivers"], strict=True,
+    )  # fmt: skip
+    return [
+        {
+            "decision_id": uuid.uuid4().hex,
+            "index": index,
+            "customer_id": str(customer),
+            "decided_at": stamp,
+            "offer_id": str(offer),
+            "send_message": str(offer) != NO_MESSAGE,
+            "channel": channel,
+            "send_at": send,
+            "send_at_local": local,
+            "churn_risk": _number(risk),
+            "expected_uplift": float(uplift),
+            "expected_value": float(value),
+            "expected_incremental_revenue": float(revenue),
+            "expected_cost": float(cost),
+            "lifecycle_stage": stage,
+            "holdout": bool(holdout),
+            "explored": bool(explored),
+            "propensity": float(propensity),
+            "reason_codes": _codes(reasons, ";"),
+            "churn_drivers": _codes(churn_drivers, "; "),
+            "uplift_drivers": _codes(uplift_drivers, "; "),
+            "model_version": versions,
+        }
+        for (index, customer, offer, channel, send, local, risk, uplift, value, revenue, cost, stage, holdout,
+             explored, propensity, reasons, churn_drivers, uplift_drivers) in rows
+    ]  # fmt: skip
 
 
 def _decision(record: dict[str, Any]) -> Decision:

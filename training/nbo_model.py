@@ -373,7 +373,8 @@ class NboModel(mlflow.pyfunc.PythonModel):
         parts = []
         size = max(1, int(self.chunk_size))
         for start in range(0, len(frame), size):
-            parts.append(self._decide_chunk(frame.iloc[start : start + size], now, as_of))
+            part = frame if len(frame) <= size else frame.iloc[start : start + size]
+            parts.append(self._decide_chunk(part, now, as_of))
         return merge_decisions(parts)
 
     def _as_of(self, frame: pd.DataFrame) -> pd.Timestamp | None:
@@ -392,7 +393,9 @@ class NboModel(mlflow.pyfunc.PythonModel):
         if threads is not None and getattr(self, "_threads_set", None) != threads:
             set_prediction_threads((self.churn_model, self.uplift_models), threads)
             self._threads_set = threads
-        frame = frame.reset_index(drop=True)
+        index = frame.index
+        if not (isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1):
+            frame = frame.reset_index(drop=True)
         if len(frame) <= SMALL_CHUNK_ROWS:
             # One copy consolidates a snapshot row's ~150 single-column blocks into a dozen: the many
             # column selections below then cost less (a tenth off deciding one customer).
@@ -448,7 +451,7 @@ class NboModel(mlflow.pyfunc.PythonModel):
         now = params.get("now") or None
         as_of = params.get("as_of") or None
         table = self.decisions(model_input, now=now, as_of=as_of).table
-        return table[list(DECISION_COLUMNS)]
+        return table if tuple(table.columns) == DECISION_COLUMNS else table[list(DECISION_COLUMNS)]
 
 
 # ----------------------------------------------------------------------------------------------
