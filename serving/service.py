@@ -21,6 +21,7 @@ import copy
 import dataclasses
 import hmac
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Sequence
@@ -90,6 +91,8 @@ class LoadedModel:
         catalog = getattr(python_model, "catalog", None)
         self.catalog_version = str(catalog.version) if catalog is not None else None
         self.offer_ids = [str(offer) for offer in catalog.offer_ids] if catalog is not None else []
+        if hasattr(python_model, "threads"):  # large batches use every core (small inputs stay on one thread)
+            python_model.threads = os.cpu_count() or 1
         self._plain = copy.copy(python_model)
         self._explaining = copy.copy(python_model)
         if hasattr(python_model, "explain"):
