@@ -5,11 +5,17 @@ crash of the process or the machine. Concurrent appends share one transaction (g
 one fsync for all of them) and each returns only after the commit that covers its rows. A
 request's idempotency key maps to its decisions, so a retried request gets the same answer
 instead of a second, different decision. The log doubles as the exposures table for retraining (`read_exposures`).
+
+WAL checkpoints (copying the log into the database file, with its own fsync) run in a background
+thread every `checkpoint_seconds`, not inside an append: SQLite's automatic checkpoint ran in the
+request that crossed 1,000 WAL pages (about every 200 one-decision commits) and put tens of
+milliseconds on that request (p99 of the append 45 ms while its median was 0.6 ms).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,6 +25,8 @@ from typing import Any
 
 import pandas as pd
 from pydantic_core import to_json
+
+logger = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -63,7 +71,7 @@ class _Append:
 class DecisionLog:
     """Append-only SQLite decision log, safe to share between threads of one process."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, checkpoint_seconds: float = 1.0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()  # the connection
@@ -74,9 +82,30 @@ class DecisionLog:
         self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.execute("PRAGMA synchronous=FULL")
         self._connection.execute("PRAGMA busy_timeout=10000")
+        self._connection.execute("PRAGMA wal_autocheckpoint=0")  # see the module docstring
         self._connection.executescript(_SCHEMA)
+        self._stop = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, args=(checkpoint_seconds,), name="nbo-log-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self, interval_s: float) -> None:
+        """PASSIVE checkpoints on a connection of its own: appends go on while pages are copied."""
+        connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            connection.execute("PRAGMA busy_timeout=10000")
+            while not self._stop.wait(interval_s):
+                try:
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as error:  # the next tick tries again; appends are unaffected
+                    logger.warning("decision log checkpoint failed: %s", error)
+        finally:
+            connection.close()
 
     def close(self) -> None:
+        self._stop.set()
+        self._checkpointer.join(timeout=30)
         with self._lock:
             self._connection.close()
 

@@ -68,3 +68,24 @@ def test_log_reads_back_as_exposures_with_control_arm(tmp_path):
     assert exposures["campaign_id"].unique().tolist() == ["nbo-2025-06-01"]
     assert exposures["assigned_at"].iloc[0] == pd.Timestamp("2025-06-01 10:00:00")
     assert exposures["propensity"].tolist() == [0.9, 0.95, 1.0]
+
+
+def test_checkpoints_run_in_the_background_not_in_an_append(tmp_path):
+    import sqlite3
+    import time
+
+    path = tmp_path / "log.sqlite"
+    log = DecisionLog(path, checkpoint_seconds=0.1)
+    with sqlite3.connect(path) as probe:
+        assert probe.execute("PRAGMA page_count").fetchone()[0] < 10
+    log.append([_decision(f"d{k}", f"C{k}", reason=["x" * 200]) for k in range(300)])
+    # The appends wrote the WAL only (no checkpoint inside them); the checkpointer copies the pages
+    # into the database file within a tick or two.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and path.stat().st_size < 40_000:
+        time.sleep(0.05)
+    assert path.stat().st_size >= 40_000, "the background checkpoint did not copy the log into the database"
+    assert log._connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    log.close()
+    assert not log._checkpointer.is_alive()
+    assert DecisionLog(path).count() == 300
