@@ -322,10 +322,10 @@ class NboModel(mlflow.pyfunc.PythonModel):
         added: dict[str, Any] = {}
         contributions = None
         if self.churn_model is not None:
-            # The churn classifier reads its own columns (selecting them first cost more than scoring one row).
-            added[self.config.churn_risk_column] = self.churn_model.predict_proba(frame)[:, 1]
+            churn_features = self._churn_features(frame)
+            added[self.config.churn_risk_column] = self.churn_model.predict_proba(churn_features)[:, 1]
             if self.explain == "all" and self.config.top_k_drivers > 0:
-                contributions = churn_contributions(self.churn_model, frame)
+                contributions = churn_contributions(self.churn_model, churn_features)
         if self.uplift_models is not None:
             added.update(self._uplift_columns(frame, now, as_of))
         if BASELINE_CONVERT not in added and BASELINE_CONVERT not in frame.columns:
@@ -339,6 +339,14 @@ class NboModel(mlflow.pyfunc.PythonModel):
         scored = frame.drop(columns=replaced) if replaced else frame
         scored = pd.concat([scored, pd.DataFrame(added, index=frame.index)], axis=1)
         return scored, contributions
+
+    def _churn_features(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """What the churn model is fed: `ChurnClassifier` reads its own columns from the whole frame
+        (selecting them first cost more than scoring one row); any other classifier gets exactly the
+        columns it was fitted on (scikit-learn rejects extra ones)."""
+        if isinstance(self.churn_model, ChurnClassifier):
+            return frame
+        return frame[[str(name) for name in self.churn_model.feature_names_in_]]
 
     def _uplift_columns(self, frame: pd.DataFrame, now: object | None, as_of: object | None) -> dict[str, Any]:
         if now is None or not getattr(self, "skip_blocked", True) or len(frame) < SKIP_BLOCKED_MIN_ROWS:
@@ -380,7 +388,12 @@ class NboModel(mlflow.pyfunc.PythonModel):
     def _as_of(self, frame: pd.DataFrame) -> pd.Timestamp | None:
         if AS_OF_COLUMN not in frame.columns:
             return None
-        values = pd.to_datetime(frame[AS_OF_COLUMN]).dropna().unique()
+        column = frame[AS_OF_COLUMN]
+        if column.dtype.kind == "M" and getattr(column.dtype, "tz", None) is None:  # the usual case, without pandas
+            stamps = column.to_numpy()
+            values = np.unique(stamps[~np.isnat(stamps)])
+        else:
+            values = pd.to_datetime(column).dropna().unique()
         if len(values) > 1:
             raise ValueError(
                 f"the input mixes {len(values)} snapshot times in {AS_OF_COLUMN!r} (e.g. {list(values[:2])}); "
@@ -424,7 +437,9 @@ class NboModel(mlflow.pyfunc.PythonModel):
         top_k = self.config.top_k_drivers
         if churn and self.churn_model is not None:
             rows = scored.iloc[messaged]
-            phrases = describe_drivers(churn_contributions(self.churn_model, rows), rows, top_k=top_k)
+            phrases = describe_drivers(
+                churn_contributions(self.churn_model, self._churn_features(rows)), rows, top_k=top_k
+            )
             table.loc[messaged, "churn_drivers"] = pd.array(phrases, dtype="str")
         learner = None if self.uplift_models is None else self.uplift_models.learners.get("convert")
         if learner is None:
