@@ -9,7 +9,11 @@ instead of a second, different decision. The log doubles as the exposures table 
 WAL checkpoints (copying the log into the database file, with its own fsync) run in a background
 thread every `checkpoint_seconds`, not inside an append: SQLite's automatic checkpoint ran in the
 request that crossed 1,000 WAL pages (about every 200 one-decision commits) and put tens of
-milliseconds on that request (p99 of the append 45 ms while its median was 0.6 ms).
+milliseconds on that request (p99 of the append 45 ms while its median was 0.6 ms). Under
+steady writes a PASSIVE checkpoint never catches up far enough for the log to restart, so the
+WAL file grew without bound (342 MB after a few benchmark runs, with multi-second stalls); when
+it passes `restart_pages` the checkpointer also runs a TRUNCATE checkpoint, which makes appends
+wait briefly while the log is reset.
 """
 
 from __future__ import annotations
@@ -71,7 +75,7 @@ class _Append:
 class DecisionLog:
     """Append-only SQLite decision log, safe to share between threads of one process."""
 
-    def __init__(self, path: str | Path, checkpoint_seconds: float = 1.0) -> None:
+    def __init__(self, path: str | Path, checkpoint_seconds: float = 1.0, restart_pages: int = 4096) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()  # the connection
@@ -86,18 +90,22 @@ class DecisionLog:
         self._connection.executescript(_SCHEMA)
         self._stop = threading.Event()
         self._checkpointer = threading.Thread(
-            target=self._checkpoint_loop, args=(checkpoint_seconds,), name="nbo-log-checkpoint", daemon=True
+            target=self._checkpoint_loop, args=(checkpoint_seconds, restart_pages), name="nbo-log-checkpoint",
+            daemon=True,
         )
         self._checkpointer.start()
 
-    def _checkpoint_loop(self, interval_s: float) -> None:
-        """PASSIVE checkpoints on a connection of its own: appends go on while pages are copied."""
+    def _checkpoint_loop(self, interval_s: float, restart_pages: int) -> None:
+        """PASSIVE checkpoints on a connection of its own (appends go on while pages are copied);
+        a TRUNCATE checkpoint when the log has grown past `restart_pages` pages."""
         connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         try:
             connection.execute("PRAGMA busy_timeout=10000")
             while not self._stop.wait(interval_s):
                 try:
-                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    _, log_pages, _ = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if log_pages > restart_pages:
+                        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 except sqlite3.Error as error:  # the next tick tries again; appends are unaffected
                     logger.warning("decision log checkpoint failed: %s", error)
         finally:
