@@ -22,7 +22,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
-from models.uplift_base import SINGLE_THREAD_ROWS, accepts_encoded
+from models.uplift_base import accepts_encoded, predict_encoded
 
 logger = logging.getLogger(__name__)
 
@@ -453,9 +453,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         kind = {"pred_contrib": True} if pred_contrib else {"raw_score": True}
         # accepts_encoded reads only `columns` and `categories`, which _FeatureFrame has too.
         if isinstance(X, pd.DataFrame) and len(X) and X.columns.is_unique and accepts_encoded(model, self.features_):
-            matrix = self.features_.transform_array(X)
-            threads = 1 if len(matrix) <= SINGLE_THREAD_ROWS else model._process_n_jobs(model.n_jobs)
-            return np.asarray(model.booster_.predict(matrix, num_threads=threads, **kind), dtype=float)
+            return predict_encoded(model, self.features_.transform_array(X), **kind)
         return np.asarray(model.predict(self.prepare_features(X), **kind), dtype=float)
 
     def predict_uncalibrated_proba(self, X: pd.DataFrame) -> np.ndarray:

@@ -77,13 +77,15 @@ def predict_outcome(model: lgb.LGBMModel, features: pd.DataFrame | NDArray[np.fl
     return np.asarray(model.predict(features), dtype=np.float64)
 
 
-def predict_encoded(model: lgb.LGBMModel, features: NDArray[np.float64], *, raw_score: bool = False) -> NDArray:
-    """What `predict_outcome` (or `model.predict(..., raw_score=True)`) gives for the encoded rows,
-    from the booster: P(y = 1) for a binary classifier, class probabilities (n, k) for a multi-class
-    one, the prediction for a regressor. Skips the sklearn wrapper's input checks and pandas
-    conversion, and uses one thread for small inputs."""
+def predict_encoded(
+    model: lgb.LGBMModel, features: NDArray[np.float64], *, raw_score: bool = False, pred_contrib: bool = False
+) -> NDArray:
+    """What `predict_outcome` (or `model.predict(..., raw_score=True)` / `pred_contrib=True`) gives for
+    the encoded rows, from the booster: P(y = 1) for a binary classifier, class probabilities (n, k)
+    for a multi-class one, the prediction for a regressor; TreeSHAP contributions with `pred_contrib`.
+    Skips the sklearn wrapper's input checks and pandas conversion, and uses one thread for small inputs."""
     threads = 1 if len(features) <= SINGLE_THREAD_ROWS else model._process_n_jobs(model.n_jobs)
-    result = model.booster_.predict(features, raw_score=raw_score, num_threads=threads)
+    result = model.booster_.predict(features, raw_score=raw_score, pred_contrib=pred_contrib, num_threads=threads)
     return np.asarray(result, dtype=np.float64)
 
 

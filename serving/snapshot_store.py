@@ -275,19 +275,26 @@ class SQLiteSnapshotStore:
             if layout.customers is not None and layout.customers <= self.memory_rows:
                 self._memory = self._read_all(self._connection, layout, self._identity)
 
-    def _refresh(self) -> _Layout:
+    def _identity_now(self) -> tuple[int, int]:
+        """(inode, modification time) of the file: publishing renames a new file into place."""
         status = os.stat(self.path)
-        identity = (status.st_ino, status.st_mtime_ns)
+        return status.st_ino, status.st_mtime_ns
+
+    def _open(self) -> tuple[sqlite3.Connection, _Layout]:
+        """A read-only connection to the file and its layout; ValueError when it is not a snapshot."""
+        connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        try:
+            return connection, _Layout(dict(connection.execute(f"SELECT key, value FROM {_META_TABLE}").fetchall()))
+        except (sqlite3.DatabaseError, KeyError, ValueError) as error:
+            connection.close()
+            raise ValueError(
+                f"{self.path} is not a snapshot written by publish_snapshot ({error}); republish it"
+            ) from error
+
+    def _refresh(self) -> _Layout:
+        identity = self._identity_now()
         if identity != self._identity or self._layout is None:
-            connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
-            try:
-                metadata = dict(connection.execute(f"SELECT key, value FROM {_META_TABLE}").fetchall())
-                layout = _Layout(metadata)
-            except (sqlite3.DatabaseError, KeyError, ValueError) as error:
-                connection.close()
-                raise ValueError(
-                    f"{self.path} is not a snapshot written by publish_snapshot ({error}); republish it"
-                ) from error
+            connection, layout = self._open()
             if self._connection is not None:
                 self._connection.close()
             self._connection, self._layout, self._identity = connection, layout, identity
@@ -305,8 +312,7 @@ class SQLiteSnapshotStore:
             memory = self._memory
             if memory is None or self._loader is not None:
                 return memory
-            status = os.stat(self.path)
-            if (status.st_ino, status.st_mtime_ns) != memory.identity:
+            if self._identity_now() != memory.identity:
                 self._loader = threading.Thread(target=self._load_published, name="nbo-snapshot-load", daemon=True)
                 self._loader.start()
             return memory
@@ -315,11 +321,9 @@ class SQLiteSnapshotStore:
         """Read the newly published file and swap it in (or fall back to lookups in the file when it is
         too large to hold); on failure keep the old snapshot and try again on a later lookup."""
         try:
-            status = os.stat(self.path)
-            identity = (status.st_ino, status.st_mtime_ns)
-            connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            identity = self._identity_now()
+            connection, layout = self._open()
             try:
-                layout = _Layout(dict(connection.execute(f"SELECT key, value FROM {_META_TABLE}").fetchall()))
                 small = layout.customers is not None and layout.customers <= self.memory_rows
                 memory = self._read_all(connection, layout, identity) if small else None
             finally:
@@ -331,7 +335,7 @@ class SQLiteSnapshotStore:
                 else:  # too large now: the next lookup reopens the file and reads it per lookup
                     self._identity = None
                     logger.info("snapshot %s has %s customers: looked up in the file", self.path, layout.customers)
-        except (OSError, sqlite3.DatabaseError, KeyError, ValueError) as error:
+        except (OSError, sqlite3.DatabaseError, ValueError) as error:
             logger.warning("could not load the newly published snapshot %s, still serving the previous one: %s",
                            self.path, error)  # fmt: skip
         finally:
@@ -339,15 +343,19 @@ class SQLiteSnapshotStore:
                 self._loader = None
 
     @property
-    def as_of(self) -> pd.Timestamp | None:
+    def _serving_layout(self) -> _Layout | None:
+        """The layout of the snapshot lookups answer from (the one in memory, if any)."""
         memory = self._memory
-        layout = memory.layout if memory is not None else self._layout
+        return memory.layout if memory is not None else self._layout
+
+    @property
+    def as_of(self) -> pd.Timestamp | None:
+        layout = self._serving_layout
         return layout.as_of if layout else None
 
     @property
     def customer_count(self) -> int | None:
-        memory = self._memory
-        layout = memory.layout if memory is not None else self._layout
+        layout = self._serving_layout
         return layout.customers if layout else None
 
     def lookup(self, customer_ids: Sequence[str]) -> pd.DataFrame:

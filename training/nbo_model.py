@@ -291,7 +291,7 @@ class NboModel(mlflow.pyfunc.PythonModel):
         """Customers for whom a hard rule removes every option whatever its value (holdout, no
         consent, lifecycle, cooldown, frequency cap...): their uplift scores cannot change the
         decision, so scoring them is skipped (their uplift columns read 0)."""
-        grid = OptionGrid.from_catalog(self.catalog, self.config.channels)
+        grid = OptionGrid.cached(self.catalog, self.config.channels)
         priced = set(self.config.uplift_priors) | set(self.uplift_models.arms if self.uplift_models else ())
         source = np.array([offer.offer_id in priced for offer in grid.offers], dtype=bool)
         masks = evaluate_rules(
