@@ -25,7 +25,6 @@ import os
 import threading
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any
 
@@ -140,62 +139,97 @@ class LoadedModel:
         return results
 
 
+@dataclasses.dataclass(eq=False)
+class _Pending:
+    """One caller's rows waiting for a model call, and then its answer."""
+
+    frame: pd.DataFrame
+    explain: bool
+    model: LoadedModel
+    done: bool = False
+    table: pd.DataFrame | None = None
+    error: BaseException | None = None
+
+
 class DecisionBatcher:
     """Coalesces concurrent /decide calls into one model call (vectorised: 30 rows cost about 1).
 
-    Request threads `submit` their frame and wait; one background thread takes everything
-    pending (up to `max_rows`), decides it in one call per explain flag, and hands each caller
-    its rows back. Under no load a request is decided alone, without waiting. Each request names
-    the model it decides with (during a hot reload old and new models may both be pending), and
-    rows are only batched with rows of the same model.
+    Callers take turns leading: one that finds no model call running decides, on its own thread,
+    its rows together with every other pending caller's (up to `max_rows`), and hands each its
+    rows back; callers arriving meanwhile wait, and one of them leads next. Under no load a
+    request is decided alone on its own thread, with no hand-over to another thread (a hand-over
+    costs a GIL wake-up each way). Each request names the model it decides with (during a hot
+    reload old and new models may both be pending), and rows are only batched with rows of the
+    same model and explain flag.
     """
 
     def __init__(self, max_rows: int = 2_000) -> None:
         self.max_rows = max_rows
-        self._pending: list[tuple[pd.DataFrame, bool, Future, LoadedModel]] = []
+        self._pending: list[_Pending] = []
         self._condition = threading.Condition()
-        self._thread = threading.Thread(target=self._run, name="nbo-decision-batcher", daemon=True)
-        self._thread.start()
+        self._leading = False
 
     def submit(self, frame: pd.DataFrame, explain: bool, model: LoadedModel) -> pd.DataFrame:
         """The decisions table for `frame` by `model`, decided now (naive UTC)."""
         if len(frame) >= self.max_rows:
             return model.decide(frame, datetime.now(UTC).replace(tzinfo=None), explain)
-        future: Future = Future()
+        request = _Pending(frame, explain, model)
         with self._condition:
-            self._pending.append((frame, explain, future, model))
-            self._condition.notify()
-        return future.result()
-
-    def _take(self) -> list[tuple[pd.DataFrame, bool, Future, LoadedModel]]:
-        with self._condition:
-            while not self._pending:
+            self._pending.append(request)
+            while self._leading and not request.done:
                 self._condition.wait()
-            taken, rows = [], 0
-            while self._pending and (not taken or rows + len(self._pending[0][0]) <= self.max_rows):
-                item = self._pending.pop(0)
-                taken.append(item)
-                rows += len(item[0])
-            return taken
+            if not request.done:
+                self._leading = True
+        if not request.done:
+            try:
+                while not request.done:
+                    with self._condition:
+                        taken = self._take()
+                    self._decide(taken)
+                    with self._condition:
+                        self._condition.notify_all()
+            finally:
+                with self._condition:
+                    self._leading = False
+                    self._condition.notify_all()
+        if request.error is not None:
+            raise request.error
+        return request.table
 
-    def _run(self) -> None:
-        while True:
-            taken = self._take()
-            now = datetime.now(UTC).replace(tzinfo=None)
-            for model, explain in dict.fromkeys((item[3], item[1]) for item in taken):
-                group = [item for item in taken if item[3] is model and item[1] is explain]
+    def _take(self) -> list[_Pending]:
+        """The oldest pending requests, up to `max_rows` rows (at least one request)."""
+        taken, rows = [], 0
+        while self._pending and (not taken or rows + len(self._pending[0].frame) <= self.max_rows):
+            taken.append(self._pending.pop(0))
+            rows += len(taken[-1].frame)
+        return taken
+
+    def _decide(self, taken: list[_Pending]) -> None:
+        """One model call per (model, explain) group; every request ends done, with its rows or the error."""
+        now = datetime.now(UTC).replace(tzinfo=None)
+        try:
+            for model, explain in dict.fromkeys((item.model, item.explain) for item in taken):
+                group = [item for item in taken if item.model is model and item.explain is explain]
                 try:
-                    frames = [item[0] for item in group]
+                    frames = [item.frame for item in group]
                     combined = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
                     table = model.decide(combined, now, explain)
                 except Exception as error:  # each caller gets the error its request caused
-                    for _, _, future, _ in group:
-                        future.set_exception(error)
+                    for item in group:
+                        item.error = error
+                    continue
+                if len(group) == 1:
+                    group[0].table = table
                     continue
                 start = 0
-                for frame, _, future, _ in group:
-                    future.set_result(table.iloc[start : start + len(frame)].reset_index(drop=True))
-                    start += len(frame)
+                for item in group:
+                    item.table = table.iloc[start : start + len(item.frame)].reset_index(drop=True)
+                    start += len(item.frame)
+        finally:
+            for item in taken:
+                if item.table is None and item.error is None:  # interrupted: no caller may wait forever
+                    item.error = RuntimeError("the decision batch was interrupted; retry the request")
+                item.done = True
 
 
 def _top(contributions: Contributions, frame: pd.DataFrame, top_k: int) -> list[list[tuple[str, Any, float]]]:
@@ -304,6 +338,9 @@ def build_frame(
     """Model input in request order for the known customers, their request positions, and errors."""
     ids = [customer.customer_id for customer in customers]
     found = store.lookup(ids)
+    if len(found) == len(ids) and found["customer_id"].astype(str).tolist() == ids:
+        # The usual request: every customer known, each once, and the store kept the request order.
+        return _apply_context(found, [customer.context for customer in customers]), list(range(len(ids))), []
     position = pd.Index(found["customer_id"].astype(str)) if len(found) else pd.Index([], dtype=str)
     where = position.get_indexer(ids)
     known = [index for index, row in enumerate(where) if row >= 0]
@@ -335,13 +372,25 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+_RECORD_COLUMNS = frozenset({
+    "customer_id", "offer_id", "channel", "send_at_local", "churn_risk", "uplift_convert", "expected_value",
+    "expected_incremental_revenue", "expected_cost", "lifecycle_stage", "holdout", "explored", "propensity",
+    "reason_codes", "churn_drivers", "uplift_drivers",
+})  # fmt: skip
+
+
 def _records(table: pd.DataFrame, positions: list[int], decided_at: datetime, versions: str) -> list[dict[str, Any]]:
     """Decision records (response fields + `model_version`) from the model's decisions table."""
     send_at = pd.to_datetime(table["send_at"])
     send_iso = [None if pd.isna(stamp) else stamp.isoformat() + "+00:00" for stamp in send_at]
     # Timestamps are formatted above: converting send_at to objects too cost most of this function.
+    # Text turns missing values into None; numpy numbers and flags go straight to Python values (faster).
     columns = {
-        name: table[name].to_numpy(dtype=object, na_value=None).tolist() for name in table.columns if name != "send_at"
+        name: column.tolist()
+        if isinstance(column.dtype, np.dtype) and column.dtype.kind in "biuf"
+        else column.to_numpy(dtype=object, na_value=None).tolist()
+        for name, column in table.items()
+        if name in _RECORD_COLUMNS
     }
     stamp = decided_at.isoformat()
     rows = zip(

@@ -3,7 +3,6 @@ agreement with the benchmark's pandas implementation."""
 
 from __future__ import annotations
 
-import importlib.util
 from types import ModuleType
 
 import numpy as np
@@ -14,7 +13,7 @@ from features import registry
 from features.dataset import Dataset
 from features.families import FAMILIES
 from features.snapshot import as_of_range, build_snapshot, build_training_set
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import benchmark_module
 
 
 def _ts(values: list[str]) -> pd.Series:
@@ -140,11 +139,7 @@ def test_registry_is_complete_and_consistent() -> None:
 
 
 def _pandas_baseline() -> ModuleType:
-    path = PROJECT_ROOT / "benchmarks" / "pandas_baseline.py"
-    spec = importlib.util.spec_from_file_location("pandas_baseline", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_module("pandas_baseline")
 
 
 def test_pandas_baseline_agrees_with_the_snapshot() -> None:

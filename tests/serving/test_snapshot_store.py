@@ -107,3 +107,32 @@ def test_a_republished_snapshot_too_large_for_memory_is_read_from_the_file(tmp_p
     expected = larger.set_index("customer_id").loc[["C33"]].reset_index()
     pd.testing.assert_frame_equal(found, expected, check_exact=True)
     assert store.customer_count == 40
+
+
+@pytest.mark.parametrize("memory_rows", [0, 1_000], ids=["file", "memory"])
+@pytest.mark.parametrize(
+    "ids",
+    [["C7"], ["C2", "C3", "C4"], ["C9", "C2", "C30", "C0"], ["C3", "nobody", "C5"], ["C4", "C4", "C1"], ["nobody"]],
+    ids=["one", "stored-order", "other-order", "unknown", "repeated", "nobody"],
+)
+def test_build_frame_gives_the_rows_in_request_order_with_errors_for_unknown_ids(tmp_path, ids, memory_rows):
+    from serving.schemas import CustomerContext, CustomerRequest
+    from serving.service import build_frame
+
+    snapshot = _snapshot()
+    publish_snapshot(snapshot, tmp_path / "snapshot.sqlite")
+    store = open_snapshot_store(tmp_path / "snapshot.sqlite", memory_rows=memory_rows)
+    context = CustomerContext(email_consent=False)
+    customers = [
+        CustomerRequest(customer_id=customer, context=context if k == 0 else None) for k, customer in enumerate(ids)
+    ]
+    frame, positions, errors = build_frame(store, customers)
+    known = [k for k, customer in enumerate(ids) if customer != "nobody"]
+    assert positions == known
+    assert [(error.index, error.customer_id, error.code) for error in errors] == [
+        (k, "nobody", "unknown_customer") for k, customer in enumerate(ids) if customer == "nobody"
+    ]
+    expected = snapshot.set_index("customer_id").loc[[ids[k] for k in known]].reset_index()
+    if known and known[0] == 0:  # the first customer's fresh context overrides its snapshot consent
+        expected.loc[0, "email_consent"] = False
+    pd.testing.assert_frame_equal(frame, expected, check_exact=True)
