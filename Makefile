@@ -7,7 +7,7 @@ DEMO_CUSTOMERS ?= 20000
 DEMO_PORT ?= 3000
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser demo test lint bench bench-features bench-policy bench-decide bench-serving bench-spark clean
+.PHONY: install browser demo test lint bench bench-features bench-policy bench-decide bench-serving bench-spark bench-rchurn clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,7 +39,7 @@ test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 --timeout 900
 
-bench: bench-features bench-policy bench-decide bench-serving bench-spark
+bench: bench-features bench-policy bench-decide bench-serving bench-spark bench-rchurn
 
 bench-features: $(STAMP)
 	$(BIN)/python benchmarks/bench_features.py
@@ -55,6 +55,9 @@ bench-serving: $(STAMP)
 
 bench-spark: $(STAMP)
 	$(BIN)/python benchmarks/bench_spark.py
+
+bench-rchurn: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_rchurn_bound.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
