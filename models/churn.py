@@ -22,7 +22,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
-from models.uplift_base import accepts_encoded, predict_encoded
+from models.uplift_base import FeatureEncoder, accepts_encoded, predict_encoded
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +160,13 @@ class _FeatureFrame:
         """`transform(X)` as the float64 matrix LightGBM makes of it (columns in `columns` order,
         categories as level positions, NaN when missing or unseen), without building the frame,
         whose per-column pandas work dominates scoring a few rows. X's column names must be unique."""
+        if isinstance(X, pd.DataFrame):
+            # Typed numbers and text categories straight from the frame's blocks, as the uplift encoder
+            # reads them (the same numbers); text numbers and other category values go the way below.
+            encoded = self._layout_encoder()._transform_by_layout(X, typed_only=True)
+            if encoded is not None:
+                encoded[~np.isfinite(encoded)] = np.nan
+                return encoded
         names = X.columns.tolist() if isinstance(X, pd.DataFrame) else []
         where = {column: index for index, column in enumerate(names)}
         self._check_columns(X, where)
@@ -213,6 +220,19 @@ class _FeatureFrame:
         missing = [column for column in self.columns if column not in present]
         if missing:
             raise ValueError(f"X lacks {len(missing)} feature column(s) the model was fitted on: {missing[:10]}")
+
+    def _layout_encoder(self) -> FeatureEncoder:
+        """A `FeatureEncoder` sharing `columns` and `categories`, for its per-layout block reading; made once
+        per object (its plans follow in-place changes of both) and not pickled."""
+        encoder = self.__dict__.get("_encoder_cache")
+        if encoder is None or encoder.columns is not self.columns or encoder.categories is not self.categories:
+            encoder = FeatureEncoder(columns=self.columns, categories=self.categories)
+            self.__dict__["_encoder_cache"] = encoder
+        return encoder
+
+    def __getstate__(self) -> dict:
+        """Pickle the fitted state only: the look-up caches are rebuilt on first use."""
+        return {name: value for name, value in self.__dict__.items() if not name.endswith("_cache")}
 
     def _positions(self) -> dict:
         """Each feature column's index in `columns`, computed once per object (older pickles included)."""
@@ -469,13 +489,32 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         elif isinstance(self.calibrator_, LogisticRegression):
             churn = self.calibrator_.predict_proba(raw[:, None])[:, 1]
         else:
-            churn = self.calibrator_.predict(1 / (1 + np.exp(-raw)))
+            churn = _isotonic_predict(self.calibrator_, 1 / (1 + np.exp(-raw)))
         churn = np.clip(churn, 0.0, 1.0)
         return np.column_stack([1 - churn, churn])
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """1 where the calibrated churn probability is at least 0.5."""
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+
+def _isotonic_predict(calibrator: IsotonicRegression, probability: np.ndarray) -> np.ndarray:
+    """`calibrator.predict(probability)`: for a non-empty finite float64 vector the steps it takes after its
+    input validation (clip to the fitted range, interpolate, cast back), which cost more than the booster
+    when scoring one customer; anything else through `predict` itself."""
+    thresholds = getattr(calibrator, "X_thresholds_", None)
+    if (
+        type(calibrator) is not IsotonicRegression
+        or thresholds is None
+        or thresholds.dtype != np.float64
+        or not (isinstance(probability, np.ndarray) and probability.dtype == np.float64 and probability.ndim == 1)
+        or len(probability) == 0
+        or not np.isfinite(probability).all()
+    ):
+        return calibrator.predict(probability)
+    if calibrator.out_of_bounds == "clip":
+        probability = np.clip(probability, calibrator.X_min_, calibrator.X_max_)
+    return calibrator.f_(probability).astype(probability.dtype)
 
 
 class RecencyBaseline(ClassifierMixin, BaseEstimator):

@@ -159,10 +159,12 @@ class FeatureEncoder:
             result[:, position[column]] = codes
         return result
 
-    def _transform_by_layout(self, frame: pd.DataFrame) -> NDArray[np.float64] | None:
+    def _transform_by_layout(self, frame: pd.DataFrame, *, typed_only: bool = False) -> NDArray[np.float64] | None:
         """`transform_array(frame)` read straight from the frame's blocks along a plan worked out once
         per column layout (every request has the same one); None when no plan applies (then the general
-        path runs). Numbers are cast as `DataFrame.to_numpy` casts them, categories matched as before."""
+        path runs). Numbers are cast as `DataFrame.to_numpy` casts them, categories matched as before.
+        With `typed_only` also None unless every number is typed and every category value is text or
+        missing (the churn model's encoder reads the rest its own way)."""
         manager = getattr(frame, "_mgr", None)
         blocks = getattr(manager, "blocks", None)
         if blocks is None or not hasattr(manager, "blknos"):
@@ -176,9 +178,11 @@ class FeatureEncoder:
             if len(plans) >= MAX_LAYOUT_PLANS:
                 plans.clear()
             plan = plans[key] = _LayoutPlan.build(self, labels, manager, level_positions)
-        if plan is None:
-            return None
         rows = len(frame)
+        if plan is None or (
+            typed_only and (plan.text or (plan.categorical and rows > PER_VALUE_LOOKUP_ROWS) or not plan.per_value)
+        ):
+            return None
         result = np.empty((rows, len(self.columns)), dtype=np.float64)
         if plan.stacked_blocks:
             stack = np.concatenate([blocks[index].values for index in plan.stacked_blocks], dtype=np.float64)
@@ -192,6 +196,8 @@ class FeatureEncoder:
             if per_value and rows <= PER_VALUE_LOOKUP_ROWS:
                 values = blocks[index].values
                 codes = _level_codes(values[row] if values.ndim == 2 else values, level_positions[column], rows)
+            if codes is None and typed_only:
+                return None
             if codes is None:  # the look-up pd.Categorical does
                 found = self._level_indexes()[column].get_indexer_for(frame[column].astype(object))
                 codes = found.astype(np.float64)
@@ -295,6 +301,11 @@ class _LayoutPlan:
     extension: tuple[tuple[int, int], ...]  # (block, output column): typed numbers in extension arrays
     text: tuple[tuple[str, int], ...]  # (column, output column): numbers held as text
     categorical: tuple[tuple[str, int, int, int, bool], ...]  # (column, output, block, row, per-value look-up)
+
+    @property
+    def per_value(self) -> bool:
+        """True when every categorical column can be looked up value by value."""
+        return all(entry[4] for entry in self.categorical)
 
     @classmethod
     def build(

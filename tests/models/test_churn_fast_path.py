@@ -248,3 +248,65 @@ def test_input_errors_are_unchanged(model):
         model.predict_proba(duplicated)
     with pytest.raises(ValueError, match=r"repeated column names \['spend'\]"):
         model.features_.transform_array(duplicated)
+
+
+def test_one_row_is_read_from_the_frame_blocks(model, monkeypatch):
+    """Typed numbers and text categories of a few rows come straight from the blocks (the uplift encoder's
+    plan), not from `DataFrame.to_numpy`; numbers sent as text still take the general path."""
+    rows = edge_rows()
+    layouts = other_layouts(rows)
+    numbers_as_categories = layouts.pop("all-missing categories as numbers")
+    singles = [layout.iloc[[row]] for layout in [rows, *layouts.values()] for row in range(0, 20, 3)]
+    expected = [(pandas_proba(model, X), pandas_matrix(model.features_.transform(X), model)) for X in singles]
+
+    def no_matrix(self, *args, **kwargs):
+        raise AssertionError("DataFrame.to_numpy called")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pd.DataFrame, "to_numpy", no_matrix)
+        for X, (proba, matrix) in zip(singles, expected, strict=True):
+            np.testing.assert_array_equal(model.predict_proba(X), proba)
+            np.testing.assert_array_equal(model.features_.transform_array(X), matrix)
+    encoder = model.features_._layout_encoder()
+    assert encoder._transform_by_layout(rows.iloc[[0]], typed_only=True) is not None
+    assert encoder._transform_by_layout(text_rows().iloc[[0]], typed_only=True) is None  # numbers as text
+    assert encoder._transform_by_layout(numbers_as_categories.iloc[[0]], typed_only=True) is None
+    assert encoder._transform_by_layout(rows.head(20), typed_only=True) is None  # categories of many rows
+
+
+def test_isotonic_calibration_skips_its_input_validation_only(monkeypatch):
+    """Finite probabilities are calibrated without `IsotonicRegression.predict` (its input checks cost more
+    than the booster for one customer), to the same bits, inside and outside the fitted range."""
+    model = fitted("isotonic")
+    calibrator = model.calibrator_
+    low, high = float(calibrator.X_min_), float(calibrator.X_max_)
+    probabilities = np.concatenate(
+        [[0.0, low / 2, low, high, (1 + high) / 2, 1.0], np.asarray(calibrator.X_thresholds_), np.linspace(0, 1, 101)]
+    )
+    expected = calibrator.predict(probabilities)
+    rows = pd.concat([edge_rows(), text_rows()], ignore_index=True)
+    expected_proba = pandas_proba(model, rows)
+    one_row = [pandas_proba(model, rows.iloc[[row]]) for row in (0, 20, 100)]
+
+    def no_predict(self, T):
+        raise AssertionError("IsotonicRegression.predict called")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(type(calibrator), "predict", no_predict)
+        np.testing.assert_array_equal(model.predict_proba(rows), expected_proba)
+        for row, proba in zip((0, 20, 100), one_row, strict=True):
+            np.testing.assert_array_equal(model.predict_proba(rows.iloc[[row]]), proba)
+        fast = churn_module._isotonic_predict(calibrator, probabilities)
+    with pytest.raises(ValueError):  # what scikit-learn says of non-finite input, through predict
+        churn_module._isotonic_predict(calibrator, np.array([0.2, np.nan]))
+    with pytest.raises(ValueError):
+        churn_module._isotonic_predict(calibrator, np.array([]))
+    assert fast.dtype == expected.dtype == np.float64
+    np.testing.assert_array_equal(fast.view(np.uint64), expected.view(np.uint64))
+
+
+def test_look_up_caches_are_not_pickled(model):
+    model.predict_proba(edge_rows().iloc[[0]])  # fills them
+    model.features_.transform_array(text_rows())
+    assert set(vars(pickle.loads(pickle.dumps(model.features_)))) == {"columns", "categories"}
+    assert {"_encoder_cache", "_positions_cache", "_levels_cache"} <= set(vars(model.features_))
