@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -101,31 +100,45 @@ def _customer_amount(frame: FrameColumns, column: str, fallback: float | None, w
     return values
 
 
-@cache
-def _column_names(quantity: str, offer_id: str, channel: str) -> tuple[str, str]:
-    """The per-offer and the per-(offer, channel) column of a quantity, formatted once per process."""
-    return column_for(quantity, offer_id), column_for(quantity, offer_id, channel)
+def _option_values(
+    frame: FrameColumns, grid: OptionGrid, quantity: str
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Per option, the per-(offer, channel) column where present and not missing, else the per-offer column.
 
-
-def _offer_column(
-    frame: FrameColumns, quantity: str, offer: Offer, channel: str
-) -> tuple[NDArray[np.float64] | None, bool]:
-    """The per-(offer, channel) column where present and not missing, else the per-offer column.
-
-    Returns (values or None, whether any column exists).
+    Returns (N x K values, NaN where neither column has one; K flags, whether either column exists).
     """
-    offer_name, channel_name = _column_names(quantity, offer.offer_id, channel)
-    offer_values, channel_values = frame.floats(offer_name), frame.floats(channel_name)
-    if channel_values is None:
-        return offer_values, offer_values is not None
-    if offer_values is None:
-        return channel_values, True
-    return np.where(np.isnan(channel_values), offer_values, channel_values), True
+    names, size = grid.option_columns(quantity), grid.size  # per (offer, channel), then per offer
+    values, exists = frame.float_matrix(names), frame.contain(names)
+    by_channel = values[:, :size]
+    return np.where(np.isnan(by_channel), values[:, size:], by_channel), exists[:size] | exists[size:]
 
 
-def _stack(columns: list[NDArray[np.float64]], n_rows: int) -> NDArray[np.float64]:
-    """Per-option columns side by side (n_rows x len(columns)), also for zero rows."""
-    return np.column_stack(columns).reshape(n_rows, len(columns))
+def _prior_terms(grid: OptionGrid, config: PolicyConfig) -> tuple[NDArray, ...]:
+    """Per option, from its offer's prior: whether there is one, the convert, unsubscribe and revenue
+    uplift (NaN without) and whether it gives a revenue."""
+    n_offers = len(grid.offers)
+    has_prior, has_revenue = np.zeros(n_offers, dtype=bool), np.zeros(n_offers, dtype=bool)
+    effects = np.full((n_offers, 3), np.nan)
+    for position, offer_id in enumerate(grid.offer_names) if config.uplift_priors else ():
+        prior = config.uplift_priors.get(offer_id)
+        if prior is not None:
+            has_prior[position], has_revenue[position] = True, prior.revenue is not None
+            effects[position] = (prior.convert, prior.unsubscribe, np.nan if prior.revenue is None else prior.revenue)
+    effects = effects[grid.offer_index]
+    return has_prior[grid.offer_index], effects[:, 0], effects[:, 1], effects[:, 2], has_revenue[grid.offer_index]
+
+
+def _check_conversion_source(
+    grid: OptionGrid, options: NDArray[np.intp], discounts: dict[int, NDArray[np.float64]]
+) -> None:
+    """Without P(convert) a discounting offer cannot be costed: name the first such offer."""
+    for position in grid.offer_index[options].tolist():
+        offer = grid.offers[position]
+        if np.any(discounts[position] > 0):
+            raise ValueError(
+                f"offer {offer.offer_id!r} gives a discount, so its cost needs P(convert | offer): add "
+                f"column {column_for('p_convert', offer.offer_id)!r} or the baseline {BASELINE_CONVERT!r}"
+            )
 
 
 def value_terms(frame: pd.DataFrame | FrameColumns, grid: OptionGrid, config: PolicyConfig) -> ValueTerms:
@@ -146,76 +159,56 @@ def value_terms(frame: pd.DataFrame | FrameColumns, grid: OptionGrid, config: Po
     uplift_convert, p_convert = np.full(shape, np.nan), np.full(shape, np.nan)
     uplift_unsubscribe, revenue = np.zeros(shape), np.full(shape, np.nan)
     margin, discount = np.zeros(shape), np.zeros(shape)
+    # Every option's inputs as whole matrices: an option is priced from its model columns, else from
+    # its offer's prior; an offer with any option that has neither is never priced.
+    convert, has_column = _option_values(frame, grid, "uplift_convert")
+    has_prior, prior_convert, prior_unsubscribe, prior_revenue, prior_has_revenue = _prior_terms(grid, config)
+    priced = has_column | has_prior
+    without_source = ~priced @ grid.offer_membership
     has_estimate = np.ones((n_rows, len(grid.offers)), dtype=bool)
-    without_source = np.zeros(len(grid.offers), dtype=bool)
-    # Gather each option's inputs, then compute every term on whole matrices: the same element-wise
-    # arithmetic as option by option, without a dozen numpy calls per option.
-    priced, positions, converts, unsubscribes, conversions, discounts = [], [], [], [], [], []
-    revenues, revenue_given = [], []
-    per_offer_discount: dict[int, NDArray[np.float64]] = {}
-    for option in range(n_options):
-        position = int(grid.offer_index[option])
-        offer, channel = grid.offers[position], grid.channels[grid.channel_index[option]]
-        prior = config.uplift_priors.get(offer.offer_id)
-        convert, has_column = _offer_column(frame, "uplift_convert", offer, channel)
-        if not has_column and prior is None:
-            without_source[position] = True
-            has_estimate[:, position] = False
-            continue
-        if convert is None:
-            convert = np.full(n_rows, prior.convert)
-            unsubscribe = np.full(n_rows, prior.unsubscribe)
-            option_revenue = None if prior.revenue is None else np.full(n_rows, prior.revenue)
+    has_estimate[:, without_source] = False
+    columns = np.flatnonzero(priced)
+    if len(columns):
+        from_prior = ~has_column[columns]
+        positions = grid.offer_index[columns]
+        unsubscribe, has_unsubscribe = _option_values(frame, grid, "uplift_unsubscribe")
+        revenues, has_revenue = _option_values(frame, grid, "uplift_revenue")
+        converted, has_converted = _option_values(frame, grid, "p_convert")
+        convert = np.where(from_prior, prior_convert[columns], convert[:, columns])
+        unsubscribe = np.where(
+            from_prior, prior_unsubscribe[columns], np.where(has_unsubscribe[columns], unsubscribe[:, columns], 0.0)
+        )
+        revenues = np.where(from_prior, prior_revenue[columns], revenues[:, columns])
+        revenue_given = np.where(from_prior, prior_has_revenue[columns], has_revenue[columns])
+        converted = converted[:, columns]
+        discounts = {
+            position: discount_cost_per_conversion(grid.offers[position], order_value)
+            for position in set(positions.tolist())
+        }
+        if baseline is None:
+            _check_conversion_source(grid, columns[~has_converted[columns]], discounts)
+            converted = np.where(has_converted[columns], converted, 0.0)
         else:
-            unsubscribe, _ = _offer_column(frame, "uplift_unsubscribe", offer, channel)
-            unsubscribe = np.zeros(n_rows) if unsubscribe is None else unsubscribe
-            option_revenue, _ = _offer_column(frame, "uplift_revenue", offer, channel)
-        converted, _ = _offer_column(frame, "p_convert", offer, channel)
-        if position not in per_offer_discount:
-            per_offer_discount[position] = discount_cost_per_conversion(offer, order_value)
-        per_conversion = per_offer_discount[position]
-        if converted is None and baseline is None:
-            if np.any(per_conversion > 0):
-                raise ValueError(
-                    f"offer {offer.offer_id!r} gives a discount, so its cost needs P(convert | offer): add "
-                    f"column {column_for('p_convert', offer.offer_id)!r} or the baseline {BASELINE_CONVERT!r}"
-                )
-            converted = np.zeros(n_rows)
-        priced.append(option)
-        positions.append(position)
-        converts.append(convert)
-        unsubscribes.append(unsubscribe)
-        revenue_given.append(option_revenue is not None)
-        revenues.append(np.zeros(n_rows) if option_revenue is None else option_revenue)
-        # No P(convert) column: the baseline + uplift, filled in below (NaN marks it, like a missing value).
-        conversions.append(np.full(n_rows, np.nan) if converted is None else converted)
-        discounts.append(per_conversion)
-    if priced:
-        columns = np.asarray(priced)
-        convert = _stack(converts, n_rows)
-        unsubscribe = _stack(unsubscribes, n_rows)
-        converted = _stack(conversions, n_rows)
-        if baseline is not None:
+            # No P(convert) column (or a missing value): the baseline + uplift.
             from_baseline = np.clip(baseline[:, None] + convert, 0.0, 1.0)
             converted = np.where(np.isnan(converted), from_baseline, converted)
         missing = np.isnan(convert) | np.isnan(unsubscribe) | np.isnan(converted)
-        for column, position in enumerate(positions):
-            has_estimate[missing[:, column], position] = False
+        has_estimate &= ~(missing @ grid.offer_membership[columns])
         margins = np.array([grid.offers[position].margin for position in positions])
         uplift_convert[:, columns], p_convert[:, columns] = convert, converted
         uplift_unsubscribe[:, columns] = unsubscribe
         margin[:, columns] = margins[None, :] * order_value[:, None]
-        discount[:, columns] = _stack(discounts, n_rows)
+        discount[:, columns] = np.column_stack([discounts[position] for position in positions.tolist()]).reshape(
+            n_rows, len(columns)
+        )
         # Without a revenue column: convert x order value.
-        given = np.array(revenue_given)[None, :]
-        revenue[:, columns] = np.where(given, _stack(revenues, n_rows), convert * order_value[:, None])
+        revenue[:, columns] = np.where(revenue_given, revenues, convert * order_value[:, None])
     send_cost = np.broadcast_to(grid.send_costs(), shape)
     value = option_value(
         uplift_convert, margin, send_cost, discount, p_convert, uplift_unsubscribe, subscriber_value[:, None]
     )
-    priced = has_estimate[:, grid.offer_index]
-    value = np.where(priced, value, np.nan)
-    if without_source.any():
+    value = np.where(has_estimate[:, grid.offer_index], value, np.nan)
+    if logger.isEnabledFor(logging.DEBUG) and without_source.any():
         logger.debug(
             "offers without uplift columns or priors (never sent): %s",
             [offer.offer_id for offer, flag in zip(grid.offers, without_source, strict=True) if flag],

@@ -70,9 +70,10 @@ DECISION_COLUMNS: tuple[str, ...] = (
     "churn_drivers",
     "uplift_drivers",
 )
-_URGENT_KINDS = ("billing_alert",)
 #: The text columns' dtype ("str"), resolved once rather than per column and call.
 _TEXT = pd.api.types.pandas_dtype("str")
+#: `DECISION_COLUMNS` as the tables' column labels (each table gets its own view: names stay apart).
+_DECISION_INDEX = pd.Index(DECISION_COLUMNS, dtype=_TEXT)
 #: Snapshot feature (engagement family): days since the last send on any channel.
 LAST_SEND_DAYS = "days_since_last_send"
 
@@ -122,9 +123,9 @@ class Decisions:
 
 def _profile(frame: FrameColumns, names: tuple[str, ...], missing: float) -> NDArray[np.float64] | None:
     """A snapshot profile (one column per bin) with missing values as `missing`; None unless every column is there."""
-    if not all(name in frame for name in names):
+    if not frame.contain(names).all():
         return None
-    values = np.column_stack([frame.floats(name) for name in names]).reshape(len(frame), len(names))
+    values = frame.float_matrix(names)
     return np.where(np.isnan(values), missing, values)
 
 
@@ -198,10 +199,11 @@ def _choose(
 ) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.bool_], NDArray[np.intp], NDArray[np.intp]]:
     """Epsilon-greedy choice with propensities.
 
-    Choice 0 is "no message" (value 0, always allowed), choice k + 1 is option k. Greedy takes
-    the highest value; ties, including a best value of exactly 0, go to "no message". With
-    probability epsilon the choice is uniform over allowed choices instead. Returns (choice,
-    propensity, explored, greedy choice, number of allowed choices).
+    Choice 0 is "no message" (value 0, always allowed), choice k + 1 is option k (its value is
+    only read where allowed, so NaN needs no filling). Greedy takes the highest value; ties,
+    including a best value of exactly 0, go to "no message". With probability epsilon the choice
+    is uniform over allowed choices instead. Returns (choice, propensity, explored, greedy
+    choice, number of allowed choices).
     """
     n_rows = len(values)
     scored = np.where(allowed, values, -np.inf)
@@ -363,20 +365,16 @@ def _decide_chunk(
     salt = f"{config.seed}|{pd.Timestamp(now).isoformat()}"
     holdout = masks.customer["holdout"]
     choice, propensity, explored, greedy, n_allowed = _choose(
-        np.nan_to_num(terms.value, nan=-np.inf), allowed, holdout,
+        terms.value, allowed, holdout,
         hash_uniform(ids, f"explore|{salt}"), hash_uniform(ids, f"pick|{salt}"), config.exploration_share,
     )  # fmt: skip
     messaged = choice > 0
     option = np.where(messaged, choice - 1, 0)
     rows = np.arange(n_rows)
+    chosen_offer = np.where(messaged, grid.offer_ids[option], NO_MESSAGE)
+    chosen_channel = np.where(messaged, grid.option_channels[option], None)
 
-    offer_ids = np.append(grid.offer_ids, NO_MESSAGE).astype(object)
-    channels = np.append(grid.option_channels, None).astype(object)
-    chosen_offer = np.where(messaged, offer_ids[option], NO_MESSAGE)
-    chosen_channel = np.where(messaged, channels[option], None)
-
-    urgent_offer = np.array([grid.offers[i].kind in _URGENT_KINDS for i in grid.offer_index])
-    urgent = messaged & urgent_offer[option]
+    urgent = messaged & grid.urgent[option]
     if urgent.any():
         urgent_schedule = _schedule(
             None if timezones is None else timezones[urgent], config, now,
@@ -385,10 +383,11 @@ def _decide_chunk(
         )  # fmt: skip
         schedule = _merge_schedule(schedule, urgent_schedule, urgent)
 
-    def pick(matrix: NDArray) -> NDArray[np.float64]:
-        return np.where(messaged, matrix[rows, option], 0.0)
-
-    expected_cost = pick(terms.send_cost + terms.discount_cost)
+    # The chosen option's terms (0 for "no message"), missing values read 0; the cost as it is.
+    picked = (terms.value, terms.incremental_revenue, terms.uplift_convert)
+    chosen = np.stack([matrix[rows, option] for matrix in picked])
+    expected_value, expected_revenue, uplift_convert = np.where(messaged, np.nan_to_num(chosen), 0.0)
+    expected_cost = np.where(messaged, terms.send_cost[rows, option] + terms.discount_cost[rows, option], 0.0)
     reasons = _reason_codes(masks, grid, n_rows, choice, greedy, explored, holdout, n_allowed, schedule, earliest, now)
     churn_drivers = (
         describe_drivers(churn_contributions, frame, top_k=config.top_k_drivers)
@@ -402,30 +401,52 @@ def _decide_chunk(
     )
     churn_risk = columns.floats(config.churn_risk_column)
     churn_risk = np.full(n_rows, np.nan) if churn_risk is None else churn_risk.copy()
-    stage = columns.objects(config.lifecycle_column)
-    table = pd.DataFrame(
-        {
-            "customer_id": pd.array(ids.astype(str), dtype=_TEXT),
-            "offer_id": pd.array(chosen_offer, dtype=_TEXT),
-            "channel": pd.array(chosen_channel, dtype=_TEXT),
-            "send_at": np.where(messaged, schedule.send_at, np.datetime64("NaT", "us")),
-            "send_at_local": pd.array(np.where(messaged, schedule.send_at_local, None), dtype=_TEXT),
-            "expected_value": pick(np.nan_to_num(terms.value)),
-            "expected_incremental_revenue": pick(np.nan_to_num(terms.incremental_revenue)),
-            "expected_cost": expected_cost,
-            "uplift_convert": pick(np.nan_to_num(terms.uplift_convert)),
-            "churn_risk": churn_risk,
-            "lifecycle_stage": pd.array(stage, dtype=_TEXT),
-            "holdout": holdout,
-            "explored": explored,
-            "propensity": propensity,
-            "eligible_options": (n_allowed - 1).astype(np.int32),
-            "reason_codes": pd.array(reasons, dtype=_TEXT),
-            "churn_drivers": pd.array(churn_drivers, dtype=_TEXT),
-            "uplift_drivers": pd.array(uplift_drivers, dtype=_TEXT),
-        }  # in DECISION_COLUMNS order (no `columns=`: it costs a reindex per call)
+    texts = _texts(
+        n_rows,
+        customer_id=ids.astype(str),
+        offer_id=chosen_offer,
+        channel=chosen_channel,
+        send_at_local=np.where(messaged, schedule.send_at_local, None),
+        lifecycle_stage=columns.objects(config.lifecycle_column),
+        reason_codes=reasons,
+        churn_drivers=churn_drivers,
+        uplift_drivers=uplift_drivers,
+    )
+    by_name = {
+        "customer_id": texts["customer_id"],
+        "offer_id": texts["offer_id"],
+        "channel": texts["channel"],
+        "send_at": np.where(messaged, schedule.send_at, np.datetime64("NaT", "us")),
+        "send_at_local": texts["send_at_local"],
+        "expected_value": expected_value,
+        "expected_incremental_revenue": expected_revenue,
+        "expected_cost": expected_cost,
+        "uplift_convert": uplift_convert,
+        "churn_risk": churn_risk,
+        "lifecycle_stage": texts["lifecycle_stage"],
+        "holdout": holdout,
+        "explored": explored,
+        "propensity": propensity,
+        "eligible_options": (n_allowed - 1).astype(np.int32),
+        "reason_codes": texts["reason_codes"],
+        "churn_drivers": texts["churn_drivers"],
+        "uplift_drivers": texts["uplift_drivers"],
+    }
+    # Arrays already as they are stored (1-D numpy or "str"), so pandas' checks and copies per column
+    # are skipped; the same table as `pd.DataFrame(by_name)`.
+    table = pd.DataFrame._from_arrays(
+        [by_name[name] for name in DECISION_COLUMNS],
+        _DECISION_INDEX.view(),
+        pd.RangeIndex(n_rows),
+        verify_integrity=False,
     )
     return table, codes, terms
+
+
+def _texts(n_rows: int, **columns: NDArray[np.object_]) -> dict[str, pd.api.extensions.ExtensionArray]:
+    """Text columns as "str" arrays, converted in one call and sliced (pandas' cost is per call, not per value)."""
+    text = pd.array(np.concatenate(list(columns.values())), dtype=_TEXT)
+    return {name: text[k * n_rows : (k + 1) * n_rows] for k, name in enumerate(columns)}
 
 
 def _merge_schedule(base: SendSchedule, update: SendSchedule, rows: NDArray[np.bool_]) -> SendSchedule:

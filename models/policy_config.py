@@ -22,6 +22,8 @@ Decision input, one row per customer (names as configured below; * = required):
 
 from __future__ import annotations
 
+from functools import cache
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.catalog import MESSAGE_CHANNELS
@@ -58,8 +60,9 @@ _COLUMN_PATTERNS = {
 BASELINE_CONVERT = "p_convert__control"
 
 
+@cache
 def column_for(quantity: str, offer_id: str, channel: str | None = None) -> str:
-    """Input column name of a per-offer quantity, e.g. `uplift_convert__discount_10[__email]`."""
+    """Input column name of a per-offer quantity, e.g. `uplift_convert__discount_10[__email]` (formatted once)."""
     name = _COLUMN_PATTERNS[quantity].format(offer=offer_id)
     return f"{name}__{channel}" if channel else name
 

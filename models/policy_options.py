@@ -7,8 +7,9 @@ arrays with explicit defaults, so every rule sees the same conservative reading 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -16,13 +17,16 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from features.catalog import Catalog, Offer
+from models.policy_config import column_for
 
 __all__ = [
+    "URGENT_KINDS",
     "FrameColumns",
     "OptionGrid",
     "apply_context",
     "bool_column",
     "days_since",
+    "days_since_values",
     "float_column",
     "purchase_recency_column",
     "purchase_recency_columns",
@@ -31,13 +35,20 @@ __all__ = [
 ]
 
 DAY = np.timedelta64(86_400_000_000, "us")
-_TEXT = pd.api.types.pandas_dtype("str")
+#: Offer kinds that are urgent: sent by SMS when SMS is allowed, at the first slot outside quiet hours.
+URGENT_KINDS: tuple[str, ...] = ("billing_alert",)
 _MICROSECONDS = np.dtype("datetime64[us]")
 #: Frames up to this many rows convert all their numpy-numeric columns in one block (memory stays small).
 _BLOCK_ROWS = 10_000
 #: Grids kept per (catalog offers, channels): a service decides one customer per call.
 _GRID_CACHE_SIZE = 16
 _grid_cache: dict[tuple[int, tuple[str, ...]], OptionGrid] = {}
+#: Column layouts kept (a service's requests all have the same one).
+_LAYOUT_CACHE_SIZE = 16
+_layout_cache: dict[tuple, _Layout] = {}
+#: Answers about tuples of names kept per layout.
+_REMEMBERED_PER_LAYOUT = 256
+_UNKNOWN = object()
 
 
 @dataclass(frozen=True)
@@ -91,6 +102,11 @@ class OptionGrid:
         return len(self.offer_index)
 
     @cached_property
+    def offer_names(self) -> tuple[str, ...]:
+        """Offer id of each offer, in `offers` order."""
+        return tuple(offer.offer_id for offer in self.offers)
+
+    @cached_property
     def offer_ids(self) -> NDArray[np.object_]:
         """Offer id of each option (read-only)."""
         return _read_only([self.offers[i].offer_id for i in self.offer_index], object)
@@ -106,13 +122,45 @@ class OptionGrid:
         return tuple(f"{offer}/{channel}" for offer, channel in zip(self.offer_ids, self.option_channels, strict=True))
 
     def send_costs(self) -> NDArray[np.float64]:
-        """Cost of one send of each option."""
-        return np.array(
+        """Cost of one send of each option (read-only, worked out once per grid)."""
+        return self._send_costs
+
+    @cached_property
+    def _send_costs(self) -> NDArray[np.float64]:
+        return _read_only(
             [
                 self.offers[o].cost_per_send[self.channels[c]]
                 for o, c in zip(self.offer_index, self.channel_index, strict=True)
-            ]
+            ],
+            np.float64,
         )
+
+    def option_columns(self, quantity: str) -> tuple[str, ...]:
+        """The per-(offer, channel) input column of `quantity` for each option, then its per-offer column
+        for each option (2 x size names, named once per grid)."""
+        names = self._option_columns.get(quantity)
+        if names is None:
+            offers = [self.offers[i].offer_id for i in self.offer_index]
+            channels = [self.channels[i] for i in self.channel_index]
+            names = self._option_columns[quantity] = (
+                *(column_for(quantity, offer, channel) for offer, channel in zip(offers, channels, strict=True)),
+                *(column_for(quantity, offer) for offer in offers),
+            )
+        return names
+
+    @cached_property
+    def _option_columns(self) -> dict[str, tuple[str, ...]]:
+        return {}
+
+    @cached_property
+    def urgent(self) -> NDArray[np.bool_]:
+        """Whether each option's offer is urgent (kind in `URGENT_KINDS`), read-only."""
+        return _read_only([self.offers[i].kind in URGENT_KINDS for i in self.offer_index], bool)
+
+    @cached_property
+    def offer_membership(self) -> NDArray[np.bool_]:
+        """K x O, True where option k is of offer o: `option_flags @ offer_membership` is "any option of the offer"."""
+        return _read_only(self.offer_index[:, None] == np.arange(len(self.offers))[None, :], bool)
 
 
 def utc_now(moment: object) -> np.datetime64:
@@ -131,25 +179,101 @@ def _read_only(values: object, dtype: object) -> NDArray:
     return array
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """Where a frame's columns live in its pandas blocks, worked out once per column layout.
+
+    `positions` and `dtypes` hold each unique label's column position and dtype; the blocks of
+    numpy bool/int/float dtype (`numeric_blocks`) stack into one matrix, where each of their
+    unique labels has the row `numeric_rows[label]`. Repeated labels take pandas' own path.
+    """
+
+    names: frozenset[object]
+    positions: dict[object, int]
+    dtypes: dict[object, object]
+    numeric_blocks: tuple[int, ...]
+    numeric_rows: dict[object, int]
+    #: `stack_rows` and `contain` answers per tuple of names (callers ask about the same few tuples).
+    remembered: dict[tuple, object] = field(default_factory=dict)
+
+    def stack_rows(self, names: tuple) -> NDArray[np.intp] | None:
+        """Rows of `names` in the numeric stack (-1, its NaN row, when absent); None when one is stored elsewhere."""
+        key = ("rows", names)
+        rows = self.remembered.get(key, _UNKNOWN)
+        if rows is _UNKNOWN:
+            found = [self.numeric_rows.get(name, -1) for name in names]
+            elsewhere = any(row < 0 and name in self.names for name, row in zip(names, found, strict=True))
+            rows = self._remember(key, None if elsewhere else _read_only(found, np.intp))
+        return rows
+
+    def contain(self, names: tuple) -> NDArray[np.bool_]:
+        """Whether each of `names` is a column of the layout."""
+        key = ("contain", names)
+        present = self.remembered.get(key, _UNKNOWN)
+        if present is _UNKNOWN:
+            present = self._remember(key, _read_only([name in self.names for name in names], bool))
+        return present
+
+    def _remember(self, key: tuple, answer: object) -> object:
+        if len(self.remembered) >= _REMEMBERED_PER_LAYOUT:
+            self.remembered.clear()
+        self.remembered[key] = answer
+        return answer
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> _Layout | None:
+        """The frame's layout, from the cache when an equal one was seen; None without pandas' block manager."""
+        manager = getattr(frame, "_mgr", None)
+        blocks = getattr(manager, "blocks", None)
+        if blocks is None or not all(hasattr(manager, name) for name in ("blknos", "blklocs", "iget_values")):
+            return None
+        labels = frame.columns.tolist()
+        key = (tuple(labels), manager.blknos.tobytes(), manager.blklocs.tobytes(), tuple([b.dtype for b in blocks]))
+        layout = _layout_cache.get(key)
+        if layout is None:
+            if len(_layout_cache) >= _LAYOUT_CACHE_SIZE:
+                _layout_cache.clear()
+            layout = _layout_cache[key] = cls._build(labels, manager)
+        return layout
+
+    @classmethod
+    def _build(cls, labels: list, manager: object) -> _Layout:
+        blocks, block_numbers, block_rows = manager.blocks, manager.blknos.tolist(), manager.blklocs.tolist()
+        numeric_blocks = [number for number, block in enumerate(blocks) if _is_numpy_numeric(block.dtype)]
+        first_row, rows = {}, 0
+        for number in numeric_blocks:
+            first_row[number] = rows
+            rows += len(blocks[number].mgr_locs)
+        repeated = {label for label, count in Counter(labels).items() if count > 1}
+        positions, dtypes, numeric_rows = {}, {}, {}
+        for position, label in enumerate(labels):
+            if label in repeated:
+                continue
+            number = block_numbers[position]
+            positions[label] = position
+            dtypes[label] = blocks[number].dtype
+            if number in first_row:
+                numeric_rows[label] = first_row[number] + block_rows[position]
+        return cls(frozenset(labels), positions, dtypes, tuple(numeric_blocks), numeric_rows)
+
+
 class FrameColumns:
     """The decision frame's columns as read-only numpy arrays, each converted once.
 
     A decision reads about a hundred columns of a wide frame, several more than once; a pandas
-    column read costs ~10 microseconds whatever the row count, so a one-customer request spends
-    most of its time there. Columns are read once, and small frames convert every numpy-numeric
-    column in one block (a quarter of the cost of reading them one by one).
+    column read costs ~10 microseconds whatever the row count, so a one-customer request spent
+    most of its time there. Columns are read straight from the frame's blocks (where each one
+    lives is worked out once per column layout), and frames up to `_BLOCK_ROWS` rows convert
+    every numpy-numeric column in one go. The arrays equal what `Series.to_numpy` gives.
     """
 
     def __init__(self, frame: pd.DataFrame) -> None:
         self.frame = frame
         self.n_rows = len(frame)
-        self._labels = frame.columns.tolist()
-        self._names = set(self._labels)  # set look-ups: a pandas Index's cost ~1 us each
+        self._layout = _Layout.of(frame)
+        self._names = set(frame.columns) if self._layout is None else self._layout.names  # set: ~1 us less per look-up
         self._arrays: dict[tuple[str, str], NDArray | None] = {}
-        self._block: tuple[dict[str, int], NDArray[np.float64]] | None = None
-        self._block_read = False
-        self._row_objects: dict[str, object] = {}
-        self._row_stamps: dict[str, pd.Timestamp] = {}
+        self._numeric: NDArray[np.float64] | None = None
 
     @classmethod
     def of(cls, frame: pd.DataFrame | FrameColumns) -> FrameColumns:
@@ -162,6 +286,62 @@ class FrameColumns:
     def __contains__(self, name: object) -> bool:
         return name in self._names
 
+    def _dtype(self, name: str) -> object:
+        layout = self._layout
+        if layout is not None and name in layout.dtypes:
+            return layout.dtypes[name]
+        return self.frame[name].dtype
+
+    def _values(self, name: str) -> object | None:
+        """The stored values of a unique column (a view: copy before handing out), None when not in the layout."""
+        layout = self._layout
+        if layout is None or name not in layout.positions:
+            return None
+        return self.frame._mgr.iget_values(layout.positions[name])
+
+    def _numeric_stack(self) -> NDArray[np.float64]:
+        """Every numpy-numeric column as float64, one row per column (cast as `astype` casts), then a row of NaN."""
+        if self._numeric is None:
+            blocks = self.frame._mgr.blocks
+            parts = [blocks[number].values for number in self._layout.numeric_blocks]
+            missing = np.full((1, self.n_rows), np.nan)
+            self._numeric = _frozen(np.concatenate([*parts, missing], dtype=np.float64), False)
+        return self._numeric
+
+    def _stack_rows(self, names: Sequence[str]) -> NDArray[np.intp] | None:
+        """Rows of `names` in the numeric stack (see `_Layout.stack_rows`); None when it is not used."""
+        if self._layout is None or self.n_rows > _BLOCK_ROWS:
+            return None
+        return self._layout.stack_rows(names if isinstance(names, tuple) else tuple(names))
+
+    def contain(self, names: Sequence[str]) -> NDArray[np.bool_]:
+        """Whether each of `names` is a column (read-only)."""
+        if self._layout is None:
+            return _read_only([name in self._names for name in names], bool)
+        return self._layout.contain(names if isinstance(names, tuple) else tuple(names))
+
+    def float_matrix(self, names: Sequence[str]) -> NDArray[np.float64]:
+        """Columns side by side as float64 (n_rows x len(names)), NaN throughout for an absent one.
+
+        The same values as `floats` column by column, read in one step where the columns allow.
+        """
+        rows = self._stack_rows(names)
+        if rows is not None:
+            return np.ascontiguousarray(self._numeric_stack()[rows].T)  # row-major, as column_stack gives
+        matrix = np.full((self.n_rows, len(names)), np.nan)
+        for position, name in enumerate(names):
+            values = self.floats(name)
+            if values is not None:
+                matrix[:, position] = values
+        return matrix
+
+    def boolean_matrix(self, names: Sequence[str], default: bool) -> NDArray[np.bool_]:
+        """Columns side by side as `booleans` reads them (n_rows x len(names)), in one step where they allow."""
+        rows = self._stack_rows(names)
+        if rows is not None and rows.min(initial=0) >= 0:
+            return self._numeric_stack()[rows].T > 0  # `booleans` of a numpy bool/int/float column
+        return np.column_stack([self.booleans(name, default) for name in names]).reshape(self.n_rows, len(names))
+
     def floats(self, name: str) -> NDArray[np.float64] | None:
         """A numeric or boolean column as float64 (NaN for missing values); None when absent."""
         key = ("float", name)
@@ -169,64 +349,17 @@ class FrameColumns:
             self._arrays[key] = self._floats(name)
         return self._arrays[key]
 
-    def _numeric_block(self) -> tuple[dict[str, int], NDArray[np.float64]] | None:
-        """({name: position}, float64 matrix) of numpy-numeric columns read in one go, or None.
-
-        One row: every numpy bool/int/float column, from the row (cheapest with ~60 pandas blocks).
-        Up to `_BLOCK_ROWS` rows: every numeric column, when all of them have numpy dtypes.
-        Repeated column names are left out (they take the one-by-one path).
-        """
-        if not self._block_read:
-            self._block_read = True
-            if self.n_rows == 1:
-                self._block = self._row_block()
-            elif self.n_rows <= _BLOCK_ROWS:
-                numeric = self.frame.select_dtypes(include=["number", "bool"])
-                if all(_is_numpy_numeric(dtype) for dtype in numeric.dtypes.to_numpy()):
-                    repeated = self._repeated_labels()
-                    positions = {
-                        name: position for position, name in enumerate(numeric.columns.tolist()) if name not in repeated
-                    }
-                    self._block = (positions, _frozen(numeric.to_numpy(dtype=np.float64, copy=True), False))
-        return self._block
-
-    def _row_block(self) -> tuple[dict[str, int], NDArray[np.float64]]:
-        """The one row's numeric values; its text, object and datetime64[us] values are kept too.
-
-        Text and object cells hold what `to_numpy(dtype=object)` gives (NaN when a "str" is missing).
-        """
-        row = self.frame.iloc[0].to_numpy()
-        repeated = self._repeated_labels()
-        numeric, names = [], {}
-        for position, (name, dtype) in enumerate(zip(self._labels, self.frame.dtypes.to_numpy(), strict=True)):
-            if name in repeated:
-                continue
-            if isinstance(dtype, np.dtype):
-                if dtype.kind in "biuf":
-                    names[name] = len(numeric)
-                    numeric.append(row[position])
-                elif dtype.kind == "O":
-                    self._row_objects[name] = row[position]
-                elif dtype == _MICROSECONDS:
-                    self._row_stamps[name] = row[position]
-            elif dtype == _TEXT:
-                self._row_objects[name] = row[position]
-        return names, _frozen(np.array(numeric, dtype=np.float64).reshape(1, len(numeric)), False)
-
-    def _repeated_labels(self) -> set:
-        if len(self._names) == len(self._labels):
-            return set()
-        return set(pd.Index(self._labels)[pd.Index(self._labels).duplicated()])
-
     def _floats(self, name: str) -> NDArray[np.float64] | None:
         if name not in self._names:
             return None
-        block = self._numeric_block()
-        if block is not None and name in block[0]:
-            return block[1][:, block[0][name]]
+        layout = self._layout
+        if layout is not None and name in layout.numeric_rows:
+            if self.n_rows <= _BLOCK_ROWS:
+                return self._numeric_stack()[layout.numeric_rows[name]]
+            return _frozen(self._values(name).astype(np.float64), False)
         column = self.frame[name]
         dtype = column.dtype
-        if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
+        if _is_numpy_numeric(dtype):
             return _frozen(column.to_numpy().astype(np.float64), False)
         if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
             raise ValueError(f"column {name!r} must be numeric, got dtype {dtype}")
@@ -242,19 +375,11 @@ class FrameColumns:
         return self._arrays[key]
 
     def _booleans(self, name: str) -> NDArray[np.bool_]:
-        block = self._numeric_block()
-        if block is not None and name in block[0]:
-            # numpy bool, int or float: exactly the 0/1 reading below (NaN > 0 is False).
-            return _frozen(self.floats(name) > 0, False)
-        dtype = self.frame[name].dtype
-        if isinstance(dtype, np.dtype) and dtype.kind in "iuf":
-            return _frozen(np.nan_to_num(self.floats(name), nan=0.0) > 0, False)
-        if isinstance(dtype, np.dtype) and dtype.kind == "b":
-            return _frozen(self.frame[name].to_numpy(), True)
-        if pd.api.types.is_bool_dtype(dtype):
+        dtype = self._dtype(name)
+        if not _is_numpy_numeric(dtype) and pd.api.types.is_bool_dtype(dtype):
             return _frozen(self.frame[name].to_numpy(dtype=bool, na_value=False), True)
-        if pd.api.types.is_numeric_dtype(dtype):
-            return _frozen(np.nan_to_num(self.floats(name), nan=0.0) > 0, False)
+        if _is_numpy_numeric(dtype) or pd.api.types.is_numeric_dtype(dtype):
+            return _frozen(self.floats(name) > 0, False)  # NaN > 0 is False: a missing value reads False
         raise ValueError(f"column {name!r} must be boolean or 0/1, got dtype {dtype}")
 
     def timestamps(self, name: str) -> NDArray[np.datetime64] | None:
@@ -267,12 +392,9 @@ class FrameColumns:
     def _timestamps(self, name: str) -> NDArray[np.datetime64] | None:
         if name not in self._names:
             return None
-        if self.n_rows == 1:
-            self._numeric_block()
-        if name in self._row_stamps:  # a Timestamp or datetime64 (unit us), or NaT, from the one row
-            stamp = pd.Timestamp(self._row_stamps[name])
-            value = np.datetime64("NaT", "us") if stamp is pd.NaT else stamp.as_unit("us").to_datetime64()
-            return _frozen(np.array([value], dtype="datetime64[us]"), False)
+        values = self._values(name)
+        if values is not None and self._dtype(name) == _MICROSECONDS:  # what `to_numpy` gives, without a Series
+            return _frozen(np.asarray(values, dtype=_MICROSECONDS), True)
         column = self.frame[name]
         if isinstance(column.dtype, pd.DatetimeTZDtype):
             column = column.dt.tz_convert("UTC").dt.tz_localize(None)
@@ -287,14 +409,14 @@ class FrameColumns:
         """A column as Python objects (`Series.to_numpy(dtype=object)`); KeyError when absent."""
         key = ("object", name)
         if key not in self._arrays:
-            if self.n_rows == 1:
-                self._numeric_block()
-            if name in self._row_objects:
-                value = np.empty(1, dtype=object)
-                value[0] = self._row_objects[name]
-                self._arrays[key] = _frozen(value, False)
+            values = self._values(name)
+            if values is None:
+                array = self.frame[name].to_numpy(dtype=object)
+            elif isinstance(self._dtype(name), pd.api.extensions.ExtensionDtype):  # as `Series.to_numpy` reads
+                array = values.to_numpy(dtype=object)
             else:
-                self._arrays[key] = _frozen(self.frame[name].to_numpy(dtype=object), True)
+                array = np.asarray(values, dtype=object)
+            self._arrays[key] = _frozen(array, True)
         return self._arrays[key]
 
 
@@ -340,9 +462,20 @@ def days_since(
     """
     stamps = None if timestamp is None else timestamp_column(frame, timestamp)
     values = None if days is None else float_column(frame, days)
+    return days_since_values(now, stamps, values, snapshot_age_days, len(frame))
+
+
+def days_since_values(
+    now: np.datetime64,
+    stamps: NDArray[np.datetime64] | None,
+    values: NDArray[np.float64] | None,
+    snapshot_age_days: float,
+    n_rows: int,
+) -> NDArray[np.float64]:
+    """`days_since` on columns already read (any shape; NaT and NaN are unknown, None an absent column)."""
     if stamps is None and values is None:
-        return np.full(len(frame), np.nan)
-    result = np.full(len(frame), np.inf)
+        return np.full(n_rows, np.nan)
+    result = np.full(np.shape(stamps if values is None else values), np.inf)
     if stamps is not None:
         elapsed = (now - stamps) / DAY
         result = np.fmin(result, np.where(np.isnat(stamps), np.inf, elapsed))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -21,10 +22,11 @@ from features.catalog import MESSAGE_CHANNELS, Offer
 from models.policy_config import PolicyConfig, column_for
 from models.policy_options import (
     DAY,
+    URGENT_KINDS,
     FrameColumns,
     OptionGrid,
-    bool_column,
     days_since,
+    days_since_values,
     float_column,
     purchase_recency_column,
     timestamp_column,
@@ -67,7 +69,6 @@ _CODE = {rule: position + 1 for position, rule in enumerate(RULES)}
 #: in the suppression matrix but not in the reason codes (the stage is its own column), and the
 #: other offer-level rules are only reported for offers the customer is eligible for.
 _ELIGIBILITY_RULES = ("lifecycle", "no_failed_payment")
-_URGENT_KINDS = ("billing_alert",)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -135,21 +136,17 @@ def snapshot_age_days(now: np.datetime64, as_of: object | None) -> float:
 
 
 def _channel_masks(frame: FrameColumns, grid: OptionGrid, config: PolicyConfig, now: np.datetime64) -> dict:
-    n_rows = len(frame)
-    consent = np.column_stack(
-        [bool_column(frame, f"{channel}_consent", config.assume_consent_when_unknown) for channel in grid.channels]
-    ).reshape(n_rows, len(grid.channels))
+    consent = frame.boolean_matrix(
+        [f"{channel}_consent" for channel in grid.channels], config.assume_consent_when_unknown
+    )
     masks = {"no_consent": ~consent}
     for flag in config.blocking_flags:
-        columns = []
-        for channel in grid.channels:
-            blocked = bool_column(frame, f"{channel}_{flag}", False)
-            if flag == "unsubscribed" and channel == "email":
-                unsubscribed_at = timestamp_column(frame, "unsubscribed_at")
-                if unsubscribed_at is not None:
-                    blocked = blocked | (~np.isnat(unsubscribed_at) & (unsubscribed_at <= now))
-            columns.append(blocked)
-        masks[flag] = np.column_stack(columns).reshape(n_rows, len(grid.channels))
+        blocked = frame.boolean_matrix([f"{channel}_{flag}" for channel in grid.channels], False)  # a new array
+        if flag == "unsubscribed" and "email" in grid.channels:
+            unsubscribed_at = timestamp_column(frame, "unsubscribed_at")
+            if unsubscribed_at is not None:
+                blocked[:, grid.channels.index("email")] |= ~np.isnat(unsubscribed_at) & (unsubscribed_at <= now)
+        masks[flag] = blocked
     return masks
 
 
@@ -160,7 +157,11 @@ def _lifecycle_mask(frame: FrameColumns, grid: OptionGrid, config: PolicyConfig)
             f"column {name!r} (lifecycle stage) is missing: lifecycle eligibility cannot be checked; "
             "build it with the lifecycle feature family or set PolicyConfig.lifecycle_column"
         )
-    codes, stages = pd.factorize(frame.objects(name), use_na_sentinel=True)
+    stages = frame.objects(name)
+    if len(stages) == 1:  # one customer: its stage is the only one, or none (what factorize gives)
+        codes, stages = (np.full(1, -1), stages[:0]) if pd.isna(stages[0]) else (np.zeros(1, dtype=np.intp), stages)
+    else:
+        codes, stages = pd.factorize(stages, use_na_sentinel=True)
     allowed = np.array(
         [[stage in offer.eligible_stages for offer in grid.offers] for stage in stages], dtype=bool
     ).reshape(len(stages), len(grid.offers))
@@ -174,27 +175,19 @@ def _offer_masks(
 ) -> dict:
     n_rows, n_offers = len(frame), len(grid.offers)
     failed = float_column(frame, config.failed_payment_column)
-    has_failed_payment = np.zeros(n_rows, bool) if failed is None else np.nan_to_num(failed, nan=0.0) > 0
+    has_failed_payment = np.zeros(n_rows, bool) if failed is None else failed > 0  # NaN > 0 is False
     no_failed_payment = np.zeros((n_rows, n_offers), dtype=bool)
-    cooldown = np.zeros((n_rows, n_offers), dtype=bool)
     recent_purchase = np.zeros((n_rows, n_offers), dtype=bool)
     any_purchase = days_since(
         now, frame, timestamp=config.last_purchase_column, days=config.recency_column, snapshot_age_days=snapshot_age
     )
     just_bought = days_since(now, frame, timestamp=config.last_purchase_column)
+    cooldown = _cooldowns(frame, grid, now, snapshot_age)
     for position, offer in enumerate(grid.offers):
-        if offer.kind in _URGENT_KINDS:
+        if offer.kind in URGENT_KINDS:
             no_failed_payment[:, position] = ~has_failed_payment
         if offer.cooldown_days <= 0:
             continue
-        sent = days_since(
-            now,
-            frame,
-            timestamp=column_for("last_sent_at", offer.offer_id),
-            days=column_for("days_since_sent", offer.offer_id),
-            snapshot_age_days=snapshot_age,
-        )
-        cooldown[:, position] = sent < offer.cooldown_days
         if offer.discount_pct is None and offer.fixed_cost is None:
             continue
         recency = _item_recency(frame, offer, any_purchase, just_bought, now, snapshot_age)
@@ -205,6 +198,24 @@ def _offer_masks(
         "cooldown": cooldown,
         "recent_purchase": recent_purchase,
     }
+
+
+def _cooldowns(frame: FrameColumns, grid: OptionGrid, now: np.datetime64, snapshot_age: float) -> NDArray[np.bool_]:
+    """N x O: the offer was sent within its cooldown (`last_sent_at__<offer>`, `days_since_sent__<offer>`).
+
+    Offers without a cooldown, and sends nobody knows of, never cool down; their columns are not read.
+    """
+    cooldown = np.zeros((len(frame), len(grid.offers)), dtype=bool)
+    cooling = [position for position, offer in enumerate(grid.offers) if offer.cooldown_days > 0]
+    offer_ids = [grid.offers[position].offer_id for position in cooling]
+    stamps_names = [column_for("last_sent_at", offer_id) for offer_id in offer_ids]
+    stamps = np.full((len(frame), len(cooling)), np.datetime64("NaT", "us"))
+    for column in np.flatnonzero(frame.contain(stamps_names)).tolist():
+        stamps[:, column] = frame.timestamps(stamps_names[column])
+    days = frame.float_matrix([column_for("days_since_sent", offer_id) for offer_id in offer_ids])
+    sent = days_since_values(now, stamps, days, snapshot_age, len(frame))
+    cooldown[:, cooling] = sent < np.array([grid.offers[position].cooldown_days for position in cooling])
+    return cooldown
 
 
 def _item_recency(
@@ -241,8 +252,8 @@ def _messages_in_window(frame: FrameColumns, config: PolicyConfig) -> NDArray[np
     snapshot_columns = [f"{channel}_sends_{window}d" for channel in MESSAGE_CHANNELS]
     present = [name for name in snapshot_columns if name in frame]
     from_snapshot = np.zeros(len(frame))
-    for name in present:
-        from_snapshot += np.nan_to_num(float_column(frame, name), nan=0.0)
+    for counts in np.nan_to_num(frame.float_matrix(present), nan=0.0).T:
+        from_snapshot += counts
     if from_context is None and not present:
         logger.warning(
             "no %s column and no per-channel %dd send counts: the frequency cap counts 0 past messages",
@@ -302,11 +313,9 @@ def suppression_codes(masks: RuleMasks, grid: OptionGrid, n_rows: int) -> NDArra
 def apply_sms_preference(codes: NDArray[np.uint8], masks: RuleMasks, grid: OptionGrid) -> None:
     """Urgent offers go by SMS when SMS is allowed: their other channels are removed (in place)."""
     preferred = np.zeros(codes.shape, dtype=bool)
-    if "sms" in grid.channels:
+    if "sms" in grid.channels and grid.urgent.any():
         sms = grid.channels.index("sms")
-        for position, offer in enumerate(grid.offers):
-            if offer.kind not in _URGENT_KINDS:
-                continue
+        for position in sorted(set(grid.offer_index[grid.urgent].tolist())):
             options = np.flatnonzero(grid.offer_index == position)
             sms_options = options[grid.channel_index[options] == sms]
             if len(sms_options) == 0:
@@ -323,6 +332,7 @@ def reason_flags(masks: RuleMasks, grid: OptionGrid, n_rows: int) -> tuple[NDArr
 
     Customer and channel rules always count; offer rules count for offers the customer's stage
     (and, for billing alerts, a failed payment) makes eligible; eligibility itself is not listed.
+    Option rules count per offer, listed only for offers where some customer has them.
     """
     columns: list[NDArray[np.bool_]] = []
     names: list[str] = []
@@ -337,28 +347,35 @@ def reason_flags(masks: RuleMasks, grid: OptionGrid, n_rows: int) -> tuple[NDArr
             names.append(rule)
         if rule in masks.channel:
             columns.append(masks.channel[rule].reshape(n_rows, len(grid.channels)))
-            names.extend(
-                f"no_{channel}_consent" if rule == "no_consent" else f"{rule}_{channel}" for channel in grid.channels
-            )
+            names.extend(_channel_codes(rule, grid.channels))
         if rule in masks.offer and rule not in _ELIGIBILITY_RULES:
-            kept = [
-                position
-                for position in range(len(grid.offers))
-                if not (
-                    rule == "no_estimate"
-                    and masks.offers_without_source is not None
-                    and masks.offers_without_source[position]
-                )
-            ]
-            columns.append((masks.offer[rule] & ~ineligible)[:, kept].reshape(n_rows, len(kept)))
-            names.extend(f"{rule}:{grid.offers[position].offer_id}" for position in kept)
+            codes = _offer_codes(rule, grid.offer_names)
+            if rule == "no_estimate" and masks.offers_without_source is not None:
+                kept = ~np.asarray(masks.offers_without_source, dtype=bool)
+                codes = [code for code, keep in zip(codes, kept.tolist(), strict=True) if keep]
+                columns.append((masks.offer[rule] & ~ineligible)[:, kept].reshape(n_rows, len(codes)))
+            else:
+                columns.append((masks.offer[rule] & ~ineligible).reshape(n_rows, len(codes)))
+            names.extend(codes)
         if rule in masks.option:
-            for position, offer in enumerate(grid.offers):
-                options = grid.offer_index == position
-                flags = masks.option[rule][:, options].any(axis=1)
-                if flags.any():
-                    columns.append(flags.reshape(n_rows, 1))
-                    names.append(f"{rule}:{offer.offer_id}")
+            per_offer = masks.option[rule] @ grid.offer_membership  # any of the offer's options
+            listed = per_offer.any(axis=0)
+            columns.append(per_offer[:, listed])
+            names.extend(
+                code for code, keep in zip(_offer_codes(rule, grid.offer_names), listed.tolist(), strict=True) if keep
+            )
     if not columns:
         return np.zeros((n_rows, 0), dtype=bool), []
     return np.hstack(columns), names
+
+
+@cache
+def _channel_codes(rule: str, channels: tuple[str, ...]) -> tuple[str, ...]:
+    """Reason codes of a channel rule, one per channel (`no_email_consent`, `unsubscribed_sms`)."""
+    return tuple(f"no_{channel}_consent" if rule == "no_consent" else f"{rule}_{channel}" for channel in channels)
+
+
+@cache
+def _offer_codes(rule: str, offer_ids: tuple[str, ...]) -> tuple[str, ...]:
+    """Reason codes of an offer or option rule, one per offer (`cooldown:discount_10`)."""
+    return tuple(f"{rule}:{offer_id}" for offer_id in offer_ids)

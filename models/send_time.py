@@ -14,6 +14,7 @@ import logging
 import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -421,6 +422,11 @@ def _utc_naive(moment: Any) -> pd.Timestamp:
 _HOUR_US = 3_600_000_000
 _DAY_US = 24 * _HOUR_US
 _MINUTE_US = 60_000_000
+_MICROSECOND = timedelta(microseconds=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: UTC offsets per (zone, whole UTC hour), see `_utc_offsets`; cleared when this many are kept.
+_HOUR_OFFSETS_KEPT = 65_536
+_hour_offsets: dict[tuple[str, int], int] = {}
 
 
 def _slot_grid(now: pd.Timestamp, n_slots: int) -> NDArray[np.datetime64]:
@@ -434,34 +440,55 @@ def _slot_grid(now: pd.Timestamp, n_slots: int) -> NDArray[np.datetime64]:
     return np.concatenate([[ticks], hours]).astype("datetime64[us]")
 
 
-def _local_slot_tables(slots: NDArray[np.datetime64], zones: list[str]) -> tuple[NDArray, NDArray, NDArray, list]:
-    """Per zone x slot: local hour, weekday and minute of day, and the local times (computed once per zone)."""
-    utc = pd.DatetimeIndex(slots).tz_localize("UTC")
-    shape = (len(zones), len(slots))
-    hour, weekday, minute = np.empty(shape, np.intp), np.empty(shape, np.intp), np.empty(shape, np.intp)
-    local_times = []
-    for row, zone in enumerate(zones):
-        local = utc.tz_convert(zone)
-        # Wall-clock microseconds since the epoch: the calendar fields by integer arithmetic.
-        wall = local.tz_localize(None).to_numpy(dtype="datetime64[us]").astype(np.int64)
-        minute[row] = wall % _DAY_US // _MINUTE_US
-        hour[row] = minute[row] // 60
-        weekday[row] = (wall // _DAY_US + 3) % 7  # 1970-01-01 was a Thursday (Monday = 0)
-        local_times.append(local)
-    return hour, weekday, minute, local_times
+def _utc_offsets(zone: str, ticks: NDArray[np.int64]) -> NDArray[np.int64]:
+    """UTC offset of `zone` (microseconds) at each UTC moment (microseconds since the epoch).
+
+    Python's zoneinfo rules, as pandas converts; offsets at whole hours are remembered per zone, as
+    one decision's slots after `now` are whole hours and the next decisions' mostly the same ones.
+    """
+    tz = zoneinfo.ZoneInfo(zone)
+    offsets = np.empty(len(ticks), dtype=np.int64)
+    for position, tick in enumerate(ticks.tolist()):
+        key = (zone, tick) if tick % _HOUR_US == 0 else None
+        offset = _hour_offsets.get(key)
+        if offset is None:
+            offset = (_EPOCH + timedelta(microseconds=tick)).astimezone(tz).utcoffset() // _MICROSECOND
+            if key is not None:
+                if len(_hour_offsets) >= _HOUR_OFFSETS_KEPT:
+                    _hour_offsets.clear()
+                _hour_offsets[key] = offset
+        offsets[position] = offset
+    return offsets
 
 
-def _local_texts(local_times: list, zone_codes: NDArray[np.intp], slots: NDArray[np.intp]) -> NDArray[np.object_]:
-    """ISO local time (minutes, with offset) of each (zone, slot) pair, formatted once per distinct pair."""
-    if len(slots) == 0:
+def _local_slot_tables(slots: NDArray[np.datetime64], zones: list[str]) -> tuple[NDArray, NDArray, NDArray]:
+    """Per zone x slot: local hour, weekday and minute of day."""
+    ticks = slots.astype(np.int64)
+    offsets = np.array([_utc_offsets(zone, ticks) for zone in zones], dtype=np.int64).reshape(len(zones), len(ticks))
+    # Wall-clock microseconds since the epoch: the calendar fields by integer arithmetic.
+    wall = ticks[None, :] + offsets
+    minute = wall % _DAY_US // _MINUTE_US
+    weekday = (wall // _DAY_US + 3) % 7  # 1970-01-01 was a Thursday (Monday = 0)
+    return minute // 60, weekday, minute
+
+
+def _local_text(zone: str, slot: np.datetime64) -> str:
+    """ISO local time of a UTC moment in `zone`, to the minute, with its UTC offset."""
+    moment = _EPOCH + timedelta(microseconds=int(slot.astype(np.int64)))
+    return moment.astimezone(zoneinfo.ZoneInfo(zone)).isoformat(timespec="minutes")
+
+
+def _local_texts(
+    zones: list[str], slots: NDArray[np.datetime64], zone_codes: NDArray[np.intp], chosen: NDArray[np.intp]
+) -> NDArray[np.object_]:
+    """`_local_text` of each (zone, chosen slot) pair, formatted once per distinct pair."""
+    if len(chosen) == 0:
         return np.empty(0, dtype=object)
-    if len(slots) == 1:  # one customer: nothing to share
-        return np.array([local_times[zone_codes[0]][slots[0]].isoformat(timespec="minutes")], dtype=object)
-    n_slots = len(local_times[0])
-    pairs, inverse = np.unique(zone_codes * n_slots + slots, return_inverse=True)
-    texts = np.array(
-        [local_times[pair // n_slots][pair % n_slots].isoformat(timespec="minutes") for pair in pairs], dtype=object
-    )
+    if len(chosen) == 1:  # one customer: nothing to share
+        return np.array([_local_text(zones[zone_codes[0]], slots[chosen[0]])], dtype=object)
+    n_slots = len(slots)
+    pairs, inverse = np.unique(zone_codes * n_slots + chosen, return_inverse=True)
+    texts = np.array([_local_text(zones[pair // n_slots], slots[pair % n_slots]) for pair in pairs], dtype=object)
     return texts[inverse.reshape(-1)]
 
 
@@ -510,7 +537,7 @@ def schedule_send_times(
     furthest_hours = float((start.max() - now_us) / np.timedelta64(1, "h")) if n_rows else 0.0
     n_slots = int(min(MAX_SLOTS, horizon_hours + np.ceil(furthest_hours) + 2))
     slot_values = _slot_grid(now, n_slots)
-    hour_table, weekday_table, minute_table, local_times = _local_slot_tables(slot_values, zones)
+    hour_table, weekday_table, minute_table = _local_slot_tables(slot_values, zones)
 
     in_window = (slot_values[None, :] >= start[:, None]) & (slot_values[None, :] < (start + horizon)[:, None])
     rows = np.arange(n_rows)[:, None]
@@ -529,7 +556,7 @@ def schedule_send_times(
 
     send_at = np.where(feasible, slot_values[best], np.datetime64("NaT", "us"))
     local_text = np.full(n_rows, None, dtype=object)
-    local_text[feasible] = _local_texts(local_times, zone_codes[feasible], best[feasible])
+    local_text[feasible] = _local_texts(zones, slot_values, zone_codes[feasible], best[feasible])
     local_hour = np.where(feasible, hour_table[zone_codes, best], -1).astype(np.int8)
     delayed = feasible & quiet[np.arange(n_rows), best_any] & (best != best_any)
     return SendSchedule(send_at, local_text.astype(object), local_hour, delayed, feasible)
