@@ -38,6 +38,7 @@ from fastapi.responses import JSONResponse
 from models.contributions import churn_contributions, uplift_contributions
 from models.policy_config import NO_MESSAGE
 from models.reasons import Contributions
+from serving import bentoml_fixes
 from serving.config import HEALTH_PATHS, ServingSettings
 from serving.decision_log import DecisionLog
 from serving.model_holder import SMOKE_ROWS, ModelHolder, settle_heap
@@ -64,6 +65,7 @@ from serving.schemas import (
 from serving.snapshot_store import SnapshotStore, open_snapshot_store
 
 logger = logging.getLogger(__name__)
+bentoml_fixes.apply()  # request timers released when the request ends (see serving/bentoml_fixes.py)
 
 __all__ = ["AuthAndLimitMiddleware", "LoadedModel", "NboService", "build_frame", "load_model"]
 
