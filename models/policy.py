@@ -34,14 +34,12 @@ from models.policy_rules import (
 )
 from models.reasons import Contributions, describe_drivers, join_codes
 from models.send_time import (
-    HOUR_PROFILE_COLUMNS,
     HOURS,
     RESPONSES_COLUMN,
-    WEEKDAY_PROFILE_COLUMNS,
-    WEEKDAYS,
     SendSchedule,
     SendTimeModel,
     counts_from_profiles,
+    profile_probabilities,
     schedule_send_times,
 )
 
@@ -121,26 +119,13 @@ class Decisions:
 # ----------------------------------------------------------------------------------------------
 
 
-def _profile(frame: FrameColumns, names: tuple[str, ...], missing: float) -> NDArray[np.float64] | None:
-    """A snapshot profile (one column per bin) with missing values as `missing`; None unless every column is there."""
-    if not frame.contain(names).all():
-        return None
-    values = frame.float_matrix(names)
-    return np.where(np.isnan(values), missing, values)
-
-
 def _send_preferences(
     frame: FrameColumns, config: PolicyConfig, model: SendTimeModel | None
 ) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]:
-    """Hour and weekday preference per customer: the model's, else the snapshot profile, else flat.
-
-    Same as `send_time.profile_counts`/`profile_probabilities`, read through the shared columns.
-    """
-    hours = _profile(frame, HOUR_PROFILE_COLUMNS, 1 / HOURS)
-    weekdays = _profile(frame, WEEKDAY_PROFILE_COLUMNS, 1 / WEEKDAYS)
+    """Hour and weekday preference per customer: the model's, else the snapshot profile, else flat."""
+    hours, weekdays = profile_probabilities(frame)
     if model is not None:
-        responses = frame.floats(RESPONSES_COLUMN)
-        hour_counts, weekday_counts = counts_from_profiles(hours, weekdays, responses)
+        hour_counts, weekday_counts = counts_from_profiles(hours, weekdays, frame.floats(RESPONSES_COLUMN))
         segments = frame.objects(config.segment_column) if config.segment_column in frame else None
         return model.predict_proba(hour_counts, weekday_counts, segments=segments)
     if hours is None:

@@ -17,6 +17,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from features.catalog import Catalog, Offer
+from models.frame_blocks import block_layout
 from models.policy_config import column_for
 
 __all__ = [
@@ -223,12 +224,10 @@ class _Layout:
     @classmethod
     def of(cls, frame: pd.DataFrame) -> _Layout | None:
         """The frame's layout, from the cache when an equal one was seen; None without pandas' block manager."""
-        manager = getattr(frame, "_mgr", None)
-        blocks = getattr(manager, "blocks", None)
-        if blocks is None or not all(hasattr(manager, name) for name in ("blknos", "blklocs", "iget_values")):
+        found = block_layout(frame)
+        if found is None:
             return None
-        labels = frame.columns.tolist()
-        key = (tuple(labels), manager.blknos.tobytes(), manager.blklocs.tobytes(), tuple([b.dtype for b in blocks]))
+        manager, labels, key = found
         layout = _layout_cache.get(key)
         if layout is None:
             if len(_layout_cache) >= _LAYOUT_CACHE_SIZE:

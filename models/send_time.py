@@ -15,7 +15,7 @@ import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy.special import gammaln
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
+
+if TYPE_CHECKING:
+    from models.policy_options import FrameColumns
 
 logger = logging.getLogger(__name__)
 
@@ -159,29 +162,37 @@ WEEKDAY_PROFILE_COLUMNS = tuple(f"weekday_profile_{day}" for day in range(WEEKDA
 RESPONSES_COLUMN = "responses_365d"
 
 
-def profile_probabilities(frame: pd.DataFrame) -> tuple[NDArray[np.float64] | None, NDArray[np.float64] | None]:
-    """The snapshot's smoothed hour (N x 24) and weekday (N x 7) profiles, None where absent."""
-    hours = weekdays = None
-    if all(name in frame.columns for name in HOUR_PROFILE_COLUMNS):
-        hours = frame[list(HOUR_PROFILE_COLUMNS)].to_numpy(dtype=float, na_value=1 / HOURS)
-    if all(name in frame.columns for name in WEEKDAY_PROFILE_COLUMNS):
-        weekdays = frame[list(WEEKDAY_PROFILE_COLUMNS)].to_numpy(dtype=float, na_value=1 / WEEKDAYS)
-    return hours, weekdays
+def profile_probabilities(
+    frame: pd.DataFrame | FrameColumns,
+) -> tuple[NDArray[np.float64] | None, NDArray[np.float64] | None]:
+    """The snapshot's smoothed hour (N x 24) and weekday (N x 7) profiles (a missing value reads the
+    flat 1/bins), None where a profile's columns are absent. Reads a frame or the policy's `FrameColumns`."""
+    from models.policy_options import FrameColumns  # policy_options -> policy_config -> send_time
+
+    columns = FrameColumns.of(frame)
+    return _profile(columns, HOUR_PROFILE_COLUMNS, 1 / HOURS), _profile(columns, WEEKDAY_PROFILE_COLUMNS, 1 / WEEKDAYS)
+
+
+def _profile(columns: FrameColumns, names: tuple[str, ...], missing: float) -> NDArray[np.float64] | None:
+    if not columns.contain(names).all():
+        return None
+    values = columns.float_matrix(names)
+    return np.where(np.isnan(values), missing, values)
 
 
 def profile_counts(
-    frame: pd.DataFrame, prior_responses: float = 1.0
+    frame: pd.DataFrame | FrameColumns, prior_responses: float = 1.0
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Response counts by local hour and weekday recovered from the timing family's profiles.
 
     The family stores p = (count + prior/bins) / (n + prior) with n = `responses_365d` (hour
     counts already smoothed over neighbouring hours), so count = p (n + prior) - prior/bins.
     """
-    hours, weekdays = profile_probabilities(frame)
-    responses = (
-        frame[RESPONSES_COLUMN].to_numpy(dtype=float, na_value=np.nan) if RESPONSES_COLUMN in frame.columns else None
-    )
-    return counts_from_profiles(hours, weekdays, responses, prior_responses)
+    from models.policy_options import FrameColumns
+
+    columns = FrameColumns.of(frame)
+    hours, weekdays = profile_probabilities(columns)
+    return counts_from_profiles(hours, weekdays, columns.floats(RESPONSES_COLUMN), prior_responses)
 
 
 def counts_from_profiles(

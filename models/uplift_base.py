@@ -20,6 +20,8 @@ from sklearn.base import BaseEstimator
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
+from models.frame_blocks import block_layout
+
 logger = logging.getLogger(__name__)
 
 # Strongly regularised by default: uplift signals are small next to the outcome's noise, so few
@@ -165,13 +167,11 @@ class FeatureEncoder:
         path runs). Numbers are cast as `DataFrame.to_numpy` casts them, categories matched as before.
         With `typed_only` also None unless every number is typed and every category value is text or
         missing (the churn model's encoder reads the rest its own way)."""
-        manager = getattr(frame, "_mgr", None)
-        blocks = getattr(manager, "blocks", None)
-        if blocks is None or not hasattr(manager, "blknos"):
+        layout = block_layout(frame)
+        if layout is None:
             return None
-        labels = frame.columns.tolist()
-        dtypes = tuple([block.dtype for block in blocks])
-        key = (tuple(labels), manager.blknos.tobytes(), manager.blklocs.tobytes(), dtypes)
+        manager, labels, key = layout
+        blocks = manager.blocks
         plans, level_positions = self._layout_cache()
         plan = plans.get(key, _UNPLANNED)  # one look-up: another thread may clear the dict meanwhile
         if plan is _UNPLANNED:

@@ -188,8 +188,9 @@ class DecisionBatcher:
                     with self._condition:
                         taken = self._take()
                     self._decide(taken)
-                    with self._condition:
-                        self._condition.notify_all()
+                    if not request.done:  # leading on: the callers just answered may go now
+                        with self._condition:
+                            self._condition.notify_all()
             finally:
                 with self._condition:
                     self._leading = False
@@ -340,10 +341,11 @@ def build_frame(
     """Model input in request order for the known customers, their request positions, and errors."""
     ids = [customer.customer_id for customer in customers]
     found = store.lookup(ids)
-    if len(found) == len(ids) and found["customer_id"].astype(str).tolist() == ids:
+    found_ids = found["customer_id"].astype(str)
+    if len(found) == len(ids) and found_ids.tolist() == ids:
         # The usual request: every customer known, each once, and the store kept the request order.
         return _apply_context(found, [customer.context for customer in customers]), list(range(len(ids))), []
-    position = pd.Index(found["customer_id"].astype(str)) if len(found) else pd.Index([], dtype=str)
+    position = pd.Index(found_ids) if len(found) else pd.Index([], dtype=str)
     where = position.get_indexer(ids)
     known = [index for index, row in enumerate(where) if row >= 0]
     errors = [
@@ -374,11 +376,12 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-_RECORD_COLUMNS = frozenset({
+#: The decisions-table columns a record reads besides `send_at`, in the order `_records` unpacks them.
+_RECORD_COLUMNS = (
     "customer_id", "offer_id", "channel", "send_at_local", "churn_risk", "uplift_convert", "expected_value",
     "expected_incremental_revenue", "expected_cost", "lifecycle_stage", "holdout", "explored", "propensity",
     "reason_codes", "churn_drivers", "uplift_drivers",
-})  # fmt: skip
+)  # fmt: skip
 
 
 def _records(table: pd.DataFrame, positions: list[int], decided_at: datetime, versions: str) -> list[dict[str, Any]]:
@@ -387,21 +390,16 @@ def _records(table: pd.DataFrame, positions: list[int], decided_at: datetime, ve
     send_iso = [None if pd.isna(stamp) else stamp.isoformat() + "+00:00" for stamp in send_at]
     # Timestamps are formatted above: converting send_at to objects too cost most of this function.
     # Text turns missing values into None; numpy numbers and flags go straight to Python values (faster).
+    wanted = set(_RECORD_COLUMNS)
     columns = {
         name: column.tolist()
         if isinstance(column.dtype, np.dtype) and column.dtype.kind in "biuf"
         else column.to_numpy(dtype=object, na_value=None).tolist()
         for name, column in table.items()
-        if name in _RECORD_COLUMNS
+        if name in wanted
     }
     stamp = decided_at.isoformat()
-    rows = zip(
-        positions, columns["customer_id"], columns["offer_id"], columns["channel"], send_iso,
-        columns["send_at_local"], columns["churn_risk"], columns["uplift_convert"], columns["expected_value"],
-        columns["expected_incremental_revenue"], columns["expected_cost"], columns["lifecycle_stage"],
-        columns["holdout"], columns["explored"], columns["propensity"], columns["reason_codes"],
-        columns["churn_drivers"], columns["uplift_drivers"], strict=True,
-    )  # fmt: skip
+    rows = zip(positions, send_iso, *(columns[name] for name in _RECORD_COLUMNS), strict=True)
     return [
         {
             "decision_id": uuid.uuid4().hex,
@@ -427,7 +425,7 @@ def _records(table: pd.DataFrame, positions: list[int], decided_at: datetime, ve
             "uplift_drivers": _codes(uplift_drivers, "; "),
             "model_version": versions,
         }
-        for (index, customer, offer, channel, send, local, risk, uplift, value, revenue, cost, stage, holdout,
+        for (index, send, customer, offer, channel, local, risk, uplift, value, revenue, cost, stage, holdout,
              explored, propensity, reasons, churn_drivers, uplift_drivers) in rows
     ]  # fmt: skip
 
