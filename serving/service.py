@@ -36,6 +36,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from models.contributions import churn_contributions, uplift_contributions
+from models.frame_blocks import column_lists
 from models.policy_config import NO_MESSAGE
 from models.reasons import Contributions
 from serving import bentoml_fixes
@@ -376,9 +377,9 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-#: The decisions-table columns a record reads besides `send_at`, in the order `_records` unpacks them.
+#: The decisions-table columns a record reads, in the order `_records` unpacks them.
 _RECORD_COLUMNS = (
-    "customer_id", "offer_id", "channel", "send_at_local", "churn_risk", "uplift_convert", "expected_value",
+    "send_at", "customer_id", "offer_id", "channel", "send_at_local", "churn_risk", "uplift_convert", "expected_value",
     "expected_incremental_revenue", "expected_cost", "lifecycle_stage", "holdout", "explored", "propensity",
     "reason_codes", "churn_drivers", "uplift_drivers",
 )  # fmt: skip
@@ -386,20 +387,12 @@ _RECORD_COLUMNS = (
 
 def _records(table: pd.DataFrame, positions: list[int], decided_at: datetime, versions: str) -> list[dict[str, Any]]:
     """Decision records (response fields + `model_version`) from the model's decisions table."""
-    send_at = pd.to_datetime(table["send_at"])
-    send_iso = [None if pd.isna(stamp) else stamp.isoformat() + "+00:00" for stamp in send_at]
-    # Timestamps are formatted above: converting send_at to objects too cost most of this function.
-    # Text turns missing values into None; numpy numbers and flags go straight to Python values (faster).
-    wanted = set(_RECORD_COLUMNS)
-    columns = {
-        name: column.tolist()
-        if isinstance(column.dtype, np.dtype) and column.dtype.kind in "biuf"
-        else column.to_numpy(dtype=object, na_value=None).tolist()
-        for name, column in table.items()
-        if name in wanted
-    }
+    # Read from the blocks as Python values (a Series per column cost most of this function); send_at
+    # (naive UTC) comes as datetimes, or Timestamps at a unit other than microseconds: same isoformat.
+    columns = column_lists(table, _RECORD_COLUMNS)
+    columns["send_at"] = [None if stamp is None else stamp.isoformat() + "+00:00" for stamp in columns["send_at"]]
     stamp = decided_at.isoformat()
-    rows = zip(positions, send_iso, *(columns[name] for name in _RECORD_COLUMNS), strict=True)
+    rows = zip(positions, *(columns[name] for name in _RECORD_COLUMNS), strict=True)
     return [
         {
             "decision_id": uuid.uuid4().hex,

@@ -16,13 +16,15 @@ import os
 import sqlite3
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+
+from models.frame_blocks import RowTaker
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +34,7 @@ CUSTOMER_ID = "customer_id"
 _TABLE = "snapshot"
 _META_TABLE = "snapshot_meta"
 _LOOKUP_CHUNK = 5_000
+_FEW_IDS = 64  # lookups of up to this many ids find each id's row one by one
 
 
 class SnapshotStore(Protocol):
@@ -240,10 +243,24 @@ class _InMemory:
     layout: _Layout
     frame: pd.DataFrame
     positions: pd.Index
+    taker: RowTaker = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "taker", RowTaker(self.frame))
 
     def rows(self, customer_ids: list[str]) -> pd.DataFrame:
-        found = self.positions.get_indexer(customer_ids)
-        return self.frame.take(found[found >= 0]).reset_index(drop=True)
+        """The rows of the customers found, in the order asked (ids unique)."""
+        if len(customer_ids) <= _FEW_IDS:  # get_loc: ~0.3 us an id; get_indexer: ~70 us for any text list
+            found = []
+            for customer_id in customer_ids:
+                try:
+                    found.append(self.positions.get_loc(customer_id))
+                except KeyError:
+                    continue
+        else:
+            found = self.positions.get_indexer(customer_ids)
+            found = found[found >= 0].tolist()
+        return self.taker.take(found)
 
 
 class SQLiteSnapshotStore:
