@@ -43,14 +43,28 @@ def write_tables_atomic(
     The folder is built beside its destination and swapped in whole; an existing folder is
     replaced only after the new one is complete.
     """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+
+    def write(staging: Path) -> None:
         for name, frame in tables.items():
             frame.to_parquet(staging / f"{name}.parquet", index=False)
         for name, text in dict(extra_files).items():
             (staging / name).write_text(text)
+
+    return write_folder_atomic(out_dir, write)
+
+
+def write_folder_atomic(out_dir: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call `write(staging)` to fill a new folder beside `out_dir`, then swap it in whole.
+
+    An existing `out_dir` is replaced only after `write` returned; when it raises, `out_dir` is
+    left as it was and the staging folder is removed. (`write` may delete and recreate the
+    staging folder, as Spark's overwrite mode does.)
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        write(staging)
         if out_dir.exists():
             retired = out_dir.with_name(f".{out_dir.name}.old")
             shutil.rmtree(retired, ignore_errors=True)

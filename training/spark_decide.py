@@ -25,6 +25,7 @@ from features.dataset import Dataset
 from features.families.common import join_on_customer
 from features.snapshot import output_dtype, parse_timestamp, snapshot_table
 from features.spark import spark_dataframe, spark_dataframe_session
+from features.storage import write_folder_atomic
 from models.policy import DECISION_COLUMNS
 from models.policy_config import NO_MESSAGE, column_for
 from training.decide import CHAMPION_URI, CUSTOMER_COLUMNS, load_nbo_model
@@ -150,7 +151,8 @@ def run_spark_decide(
     feature_set: str | None = None,
 ) -> SparkDecideResult:
     """Decide for every customer at `as_of` on Spark and write the decisions as Parquet to `out`
-    (a folder of parts, Spark's layout; pandas, pyarrow and DuckDB read it as one table)."""
+    (a folder of parts, Spark's layout; pandas, pyarrow and DuckDB read it as one table). A
+    previous `out` is replaced only once the new folder is complete."""
     session = spark_dataframe_session(dataset.con)
     seconds: dict[str, float] = {}
     as_of = parse_timestamp(as_of, "--as-of")
@@ -184,7 +186,8 @@ def run_spark_decide(
             for name in DECISION_COLUMNS
         )
     )  # fmt: skip
-    decided.write.mode("overwrite").parquet(str(out))
+    # Spark writes the parts into a staging folder that replaces `out` only when complete.
+    write_folder_atomic(out, lambda staging: decided.write.mode("overwrite").parquet(str(staging)))
     seconds["snapshot_decide_write"] = time.perf_counter() - started
     started = time.perf_counter()
     summary = _summary(session.read.parquet(str(out)))

@@ -95,6 +95,32 @@ def test_spark_batch_decisions_equal_duckdb_batch_decisions(registered, spark_co
             assert same.all(), f"{column}: {int((~same).sum())} differ, e.g. {got[~same].head(3).tolist()}"
 
 
+def test_a_failed_spark_write_leaves_the_previous_decisions(registered, spark_con, monkeypatch):
+    """The Parquet parts go to a staging folder first: a write that dies half-way (here after one
+    part) leaves the previous decisions folder as it was, and no staging folder behind."""
+    from pyspark.sql import DataFrameWriter
+
+    from features.spark import open_spark_dataset
+    from training.spark_decide import run_spark_decide
+
+    world, _, _, model_uri, folder = registered
+    out = folder / "spark_rerun"
+    run_spark_decide(open_spark_dataset(world, con=spark_con), AS_OF, out, model_uri=model_uri)
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    assert any(name.endswith(".parquet") for name in before)
+
+    def dies_half_way(self, path, *args, **kwargs):
+        Path(path).mkdir(parents=True, exist_ok=True)
+        (Path(path) / "part-00000-half.parquet").write_bytes(b"PAR1")
+        raise RuntimeError("executor lost")
+
+    monkeypatch.setattr(DataFrameWriter, "parquet", dies_half_way)
+    with pytest.raises(RuntimeError, match="executor lost"):
+        run_spark_decide(open_spark_dataset(world, con=spark_con), AS_OF, out, model_uri=model_uri)
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+    assert not [path.name for path in folder.iterdir() if path.name.startswith(".spark_rerun")]
+
+
 def test_engine_flags_refuse_what_they_cannot_do(tmp_path):
     """Unknown engines and Spark with transactions-only flags fail fast, naming the problem."""
     from typer.testing import CliRunner
