@@ -30,6 +30,8 @@ from typing import Any
 import pandas as pd
 from pydantic_core import to_json
 
+from serving.take_turns import TakeTurns
+
 logger = logging.getLogger(__name__)
 
 _SCHEMA = """
@@ -79,9 +81,8 @@ class DecisionLog:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()  # the connection
-        self._queue = threading.Condition()  # guards _waiting and _committing
-        self._waiting: list[_Append] = []
-        self._committing = False
+        # group commit, one fsync for all waiting (through the attribute, so a wrapped _commit is used)
+        self._group: TakeTurns[_Append] = TakeTurns(lambda batch: self._commit(batch))
         self._connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.execute("PRAGMA synchronous=FULL")
@@ -153,20 +154,7 @@ class DecisionLog:
             for index, record in enumerate(decisions)
         ]
         entry = _Append(rows, idempotency_key)
-        with self._queue:
-            self._waiting.append(entry)
-            while self._committing and not entry.done:
-                self._queue.wait()
-            if not entry.done:  # no commit under way: this caller commits everything waiting
-                self._committing = True
-                batch, self._waiting = self._waiting, []
-        if not entry.done:
-            try:
-                self._commit(batch)
-            finally:
-                with self._queue:
-                    self._committing = False
-                    self._queue.notify_all()
+        self._group.submit(entry)  # no commit under way: this caller commits everything waiting
         if entry.error is not None:
             raise entry.error
         if entry.existing is not None:

@@ -22,7 +22,6 @@ import dataclasses
 import hmac
 import logging
 import os
-import threading
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -64,6 +63,7 @@ from serving.schemas import (
     ScoreResponse,
 )
 from serving.snapshot_store import SnapshotStore, open_snapshot_store
+from serving.take_turns import TakeTurns
 
 logger = logging.getLogger(__name__)
 bentoml_fixes.apply()  # request timers released when the request ends (see serving/bentoml_fixes.py)
@@ -157,56 +157,36 @@ class _Pending:
 class DecisionBatcher:
     """Coalesces concurrent /decide calls into one model call (vectorised: 30 rows cost about 1).
 
-    Callers take turns leading: one that finds no model call running decides, on its own thread,
-    its rows together with every other pending caller's (up to `max_rows`), and hands each its
-    rows back; callers arriving meanwhile wait, and one of them leads next. Under no load a
-    request is decided alone on its own thread, with no hand-over to another thread (a hand-over
-    costs a GIL wake-up each way). Each request names the model it decides with (during a hot
-    reload old and new models may both be pending), and rows are only batched with rows of the
-    same model and explain flag.
+    Callers take turns leading (`TakeTurns`): one that finds no model call running decides, on
+    its own thread, its rows together with every other pending caller's (up to `max_rows`), and
+    hands each its rows back; callers arriving meanwhile wait, and one of them leads next. Under
+    no load a request is decided alone on its own thread, with no hand-over to another thread.
+    Each request names the model it decides with (during a hot reload old and new models may
+    both be pending), and rows are only batched with rows of the same model and explain flag.
     """
 
     def __init__(self, max_rows: int = 2_000) -> None:
         self.max_rows = max_rows
-        self._pending: list[_Pending] = []
-        self._condition = threading.Condition()
-        self._leading = False
+        self._turns: TakeTurns[_Pending] = TakeTurns(self._decide, self._take)
 
     def submit(self, frame: pd.DataFrame, explain: bool, model: LoadedModel) -> pd.DataFrame:
         """The decisions table for `frame` by `model`, decided now (naive UTC)."""
         if len(frame) >= self.max_rows:
             return model.decide(frame, datetime.now(UTC).replace(tzinfo=None), explain)
         request = _Pending(frame, explain, model)
-        with self._condition:
-            self._pending.append(request)
-            while self._leading and not request.done:
-                self._condition.wait()
-            if not request.done:
-                self._leading = True
-        if not request.done:
-            try:
-                while not request.done:
-                    with self._condition:
-                        taken = self._take()
-                    self._decide(taken)
-                    if not request.done:  # leading on: the callers just answered may go now
-                        with self._condition:
-                            self._condition.notify_all()
-            finally:
-                with self._condition:
-                    self._leading = False
-                    self._condition.notify_all()
+        self._turns.submit(request)
         if request.error is not None:
             raise request.error
         return request.table
 
-    def _take(self) -> list[_Pending]:
-        """The oldest pending requests, up to `max_rows` rows (at least one request)."""
-        taken, rows = [], 0
-        while self._pending and (not taken or rows + len(self._pending[0].frame) <= self.max_rows):
-            taken.append(self._pending.pop(0))
-            rows += len(taken[-1].frame)
-        return taken
+    def _take(self, pending: list[_Pending]) -> int:
+        """How many of the oldest pending requests to decide together: up to `max_rows` rows (at least one)."""
+        count, rows = 0, 0
+        for item in pending:
+            if count and rows + len(item.frame) > self.max_rows:
+                break
+            count, rows = count + 1, rows + len(item.frame)
+        return count
 
     def _decide(self, taken: list[_Pending]) -> None:
         """One model call per (model, explain) group; every request ends done, with its rows or the error."""

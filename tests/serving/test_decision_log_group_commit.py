@@ -93,4 +93,5 @@ def test_a_failed_commit_fails_every_caller_of_the_group(tmp_path):
     log.close()  # the connection is gone: the commit itself fails
     with pytest.raises(sqlite3.ProgrammingError):
         log.append([_decision("d1")])
-    assert not log._committing and not log._waiting  # the next caller is not left waiting
+    with pytest.raises(sqlite3.ProgrammingError):  # the next caller commits (and fails) too, not left waiting
+        log.append([_decision("d2")])
