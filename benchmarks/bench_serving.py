@@ -68,6 +68,8 @@ NOTES = (
     "mlflow serve receives the full snapshot row and writes nothing.",
     "Closed loop for c=1/c=8/batch/explain (next request when the previous answers); open loop for the "
     "sustained load (sent on schedule, at most 32 in flight).",
+    "steal / iowait: share of the machine's CPU time during the case (warm-up included) that the hypervisor "
+    "gave to other guests / that waited on disk (Linux /proc/stat); '-' where not measured.",
 )
 
 
@@ -92,6 +94,24 @@ def _load_case(base_url: str, make: Cycle, warmup: int, options: dict[str, Any])
     summary["statuses"] = {str(status): count for status, count in result.statuses.items()}
     summary["first_errors"] = result.errors[:3]
     return summary
+
+
+def _cpu_times() -> dict[str, int] | None:
+    """The machine's cumulative CPU time in ticks (Linux `/proc/stat`: total, steal, iowait), None elsewhere."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return {"total": sum(fields), "iowait": fields[4], "steal": fields[7] if len(fields) > 7 else 0}
+
+
+def _host_shares(before: dict[str, int] | None, after: dict[str, int] | None) -> dict[str, float] | None:
+    """Share of all CPU time during a case that the hypervisor took (steal) or that waited on disk (iowait)."""
+    if before is None or after is None or after["total"] <= before["total"]:
+        return None
+    total = after["total"] - before["total"]
+    return {name: (after[name] - before[name]) / total for name in ("steal", "iowait")}
 
 
 def _json_value(value: Any) -> Any:
@@ -192,12 +212,15 @@ def _print(cases: dict[str, dict[str, Any]], checks: list[dict[str, Any]], heade
     console = Console(width=max(Console().width, 110))
     table = Table(title="Serving on loopback (" + header + ")")
     table.add_column("case", no_wrap=True)
-    for column in ("requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms"):
+    for column in ("requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "steal", "iowait"):
         table.add_column(column, justify="right")
     for name, case in cases.items():
+        host = case.get("host") or {}
+        shares = [f"{host[key]:.1%}" if key in host else "-" for key in ("steal", "iowait")]
         table.add_row(
             name, f"{case['requests']:,.0f}", f"{case['failures']:,.0f}", f"{case['throughput_rps']:,.1f}",
             f"{case['p50_ms']:.1f}", f"{case['p95_ms']:.1f}", f"{case['p99_ms']:.1f}", f"{case['max_ms']:.1f}",
+            *shares,
         )  # fmt: skip
     console.print(table)
     verdicts = Table(title="Targets")
@@ -265,7 +288,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ]  # fmt: skip
             for name, url, make, warmup, options in plan:
                 logger.info("measuring %s", name)
+                before = _cpu_times()
                 cases[name] = client.submit(_load_case, url, make, warmup, options).result()
+                cases[name]["host"] = _host_shares(before, _cpu_times())
                 cases[name]["server"] = "mlflow models serve" if url == mlflow_server.url else "BentoML"
         cases.update(in_process_case(bench.model_uri, bench.frame.iloc[order[:2000]], now, seconds, bench.tracking_uri))
     finally:
