@@ -5,7 +5,8 @@ microseconds whatever the row count. The fast readers (`models.uplift_base.Featu
 `models.policy_options.FrameColumns`) work out once per column layout where each column lives
 in the frame's blocks and then read the blocks directly. This is the one place that reaches into
 pandas' internals to name that layout (pandas is pinned; callers fall back to plain pandas on None),
-and to assemble rows of a fixed frame from its blocks (`RowTaker`, for the serving snapshot).
+to assemble rows of a fixed frame from its blocks (`RowTaker`, for the serving snapshot), to read
+columns as Python values (`column_lists`) and to tell whether a frame is consolidated.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.internals import create_dataframe_from_blocks
 
-__all__ = ["RowTaker", "block_layout", "column_lists"]
+__all__ = ["RowTaker", "block_layout", "column_lists", "is_consolidated"]
 
 _MICROSECONDS = np.dtype("datetime64[us]")
 
@@ -34,6 +35,12 @@ def block_layout(frame: pd.DataFrame) -> tuple[Any, list[Any], tuple] | None:
     labels = frame.columns.tolist()
     key = (tuple(labels), manager.blknos.tobytes(), manager.blklocs.tobytes(), tuple([block.dtype for block in blocks]))
     return manager, labels, key
+
+
+def is_consolidated(frame: pd.DataFrame) -> bool:
+    """Whether the frame keeps each dtype's columns in one block (a `copy()` would not merge any)."""
+    check = getattr(getattr(frame, "_mgr", None), "is_consolidated", None)
+    return check is not None and check()
 
 
 class RowTaker:

@@ -322,8 +322,8 @@ def build_frame(
     """Model input in request order for the known customers, their request positions, and errors."""
     ids = [customer.customer_id for customer in customers]
     found = store.lookup(ids)
-    found_ids = found["customer_id"].astype(str)
-    if len(found) == len(ids) and found_ids.tolist() == ids:
+    found_ids = [str(value) for value in column_lists(found, ("customer_id",))["customer_id"]]  # no Series
+    if len(found) == len(ids) and found_ids == ids:
         # The usual request: every customer known, each once, and the store kept the request order.
         return _apply_context(found, [customer.context for customer in customers]), list(range(len(ids))), []
     position = pd.Index(found_ids) if len(found) else pd.Index([], dtype=str)

@@ -26,6 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 from features.catalog import Catalog
 from models.churn import ChurnClassifier
 from models.contributions import churn_contributions, uplift_contributions
+from models.frame_blocks import is_consolidated
 from models.policy import DECISION_COLUMNS, Decisions, decide
 from models.policy_config import BASELINE_CONVERT, NO_MESSAGE, PolicyConfig, column_for
 from models.policy_options import OptionGrid, utc_now
@@ -431,8 +432,7 @@ class NboModel(mlflow.pyfunc.PythonModel):
         index = frame.index
         if not (isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1):
             frame = frame.reset_index(drop=True)
-        consolidated = getattr(getattr(frame, "_mgr", None), "is_consolidated", None)  # pandas' BlockManager
-        if len(frame) <= SMALL_CHUNK_ROWS and not (consolidated is not None and consolidated()):
+        if len(frame) <= SMALL_CHUNK_ROWS and not is_consolidated(frame):
             # One copy consolidates a snapshot row's ~150 single-column blocks into a dozen: the many
             # column selections below then cost less (a tenth off deciding one customer). Frames
             # already consolidated (the service's) gain nothing from it.

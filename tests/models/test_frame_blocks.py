@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.frame_blocks import RowTaker, block_layout, column_lists
+from models.frame_blocks import RowTaker, block_layout, column_lists, is_consolidated
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +79,10 @@ def test_column_lists_keep_missing_timestamps_and_other_units():
 def test_column_lists_name_a_missing_column(frame):
     with pytest.raises(KeyError, match="offer_id"):
         column_lists(frame, ("customer_id", "offer_id"))
+
+
+def test_is_consolidated_tells_whether_a_copy_would_merge_blocks(frame):
+    scattered = pd.DataFrame({"a": [1.0]})
+    scattered["b"] = 2.0  # a second float block
+    assert not is_consolidated(scattered)
+    assert is_consolidated(scattered.copy()) and is_consolidated(frame)
